@@ -1,0 +1,1 @@
+"""The core: platform-neutral intake, routing, lifecycle, deadlines and delivery."""

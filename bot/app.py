@@ -1,0 +1,103 @@
+"""Assembles the core for one process: DB, county, intake, outbox, sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.county_index import CountyHolder
+from bot.deps import Deps, FollowLink
+from bot.intake import IntakeWriter
+from bot.messages import Sender
+from bot.outbox import OutboxWorker
+from bot.service import Core
+from bot.sla import SlaConfig
+from bot.sweeper import run_sweeper
+from config.settings import Settings
+from models.base import utcnow
+from models.county import Grid
+from models.db import make_engine, make_sessionmaker, upgrade
+
+log = logging.getLogger(__name__)
+
+
+def sla_config(settings: Settings) -> SlaConfig:
+    return SlaConfig(
+        tz=ZoneInfo(settings.timezone), day_start=settings.work_day_start,
+        day_end=settings.work_day_end, ack_hours=settings.ack_hours,
+        resolve_work_days=settings.resolve_work_days, route_minutes=settings.route_answer_minutes,
+        confirm_days=settings.confirm_days, step_hours=settings.escalation_steps_hours)
+
+
+async def prepare_database(settings: Settings) -> None:
+    """Migrate, and on an empty database load the configured county (the sample by default)."""
+    await upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            grids = await s.scalar(select(func.count()).select_from(Grid))
+        if not grids and settings.sample_data:
+            from bot.routing.cli import import_dir
+
+            report = await import_dir(settings.database_url, settings.county_dir)
+            log.info("loaded county from %s: %s", settings.county_dir, report)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: AsyncEngine
+    deps: Deps
+    core: Core
+    intake: IntakeWriter
+    outbox: OutboxWorker
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start_background(self, *, outbox: bool = True, sweeper: bool = True) -> None:
+        if outbox:
+            self.tasks.append(asyncio.create_task(self.outbox.run(self.stop), name="outbox"))
+        if sweeper:
+            self.tasks.append(asyncio.create_task(
+                run_sweeper(self.deps, self.stop, self.settings.sweep_seconds), name="sweeper"))
+
+    async def close(self) -> None:
+        self.stop.set()
+        for task in self.tasks:
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        await self.intake.stop()
+        await self.engine.dispose()
+
+
+async def build_app(
+    settings: Settings,
+    senders: Mapping[str, Sender],
+    follow_link: FollowLink = lambda _c, _n: None,
+    clock: Callable[[], datetime] = utcnow,
+) -> App:
+    await prepare_database(settings)
+    engine = make_engine(settings.database_url)
+    sm = make_sessionmaker(engine)
+    county = CountyHolder(sm)
+    await county.refresh(force=True)
+    outbox = OutboxWorker(sm, senders, settings, clock=clock)
+    deps = Deps(sm=sm, county=county, sla=sla_config(settings), clock=clock,
+                follow_link=follow_link, prefix=settings.ticket_prefix,
+                invite_ttl_days=settings.invite_ttl_days, wake_outbox=outbox.wake)
+    intake = IntakeWriter(
+        sm, county, deps.sla, prefix=settings.ticket_prefix,
+        media_window=timedelta(seconds=settings.media_window_seconds), clock=clock,
+        follow_link=follow_link, on_commit=outbox.wake, batch_max=settings.intake_batch_max)
+    return App(settings, engine, deps, Core(deps, intake), intake, outbox)

@@ -1,0 +1,82 @@
+"""The in-memory county: the Router plus code <-> id maps, rebuilt when an import lands."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.county_store import county_version, load_county
+from bot.routing import Router
+from models.county import Community, Grid
+
+
+@dataclass(frozen=True, slots=True)
+class GridInfo:
+    id: int
+    code: str
+    name: str
+    community_id: int
+    community_code: str
+    community_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CountyIndex:
+    version: int
+    router: Router
+    grids: dict[str, GridInfo]
+    grids_by_id: dict[int, GridInfo]
+    communities: dict[str, tuple[int, str]]  # code -> (id, name)
+
+    def label(self, grid_code: str | None) -> str:
+        g = self.grids.get(grid_code or "")
+        return f"{g.community_name}·{g.name}" if g else "—"
+
+    def grid_name(self, grid_id: int | None) -> str:
+        g = self.grids_by_id.get(grid_id or 0)
+        return g.name if g else "—"
+
+
+async def build_index(session: AsyncSession) -> CountyIndex:
+    version = await county_version(session)
+    router = Router.build(await load_county(session))
+    comms = {c.id: c for c in (await session.scalars(select(Community))).all()}
+    infos = [
+        GridInfo(g.id, g.code, g.name, g.community_id, comms[g.community_id].code,
+                 comms[g.community_id].name)
+        for g in (await session.scalars(select(Grid).where(Grid.active.is_(True)))).all()
+    ]
+    return CountyIndex(
+        version=version,
+        router=router,
+        grids={g.code: g for g in infos},
+        grids_by_id={g.id: g for g in infos},
+        communities={c.code: (c.id, c.name) for c in comms.values() if c.active},
+    )
+
+
+class CountyHolder:
+    """Keeps the current index; several instances notice another's import by its version."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sm = sessionmaker
+        self._index: CountyIndex | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def index(self) -> CountyIndex:
+        if self._index is None:
+            raise RuntimeError("county index not loaded; call refresh() at start")
+        return self._index
+
+    async def refresh(self, force: bool = False) -> CountyIndex:
+        async with self._lock:
+            async with self._sm() as s:
+                if not force and self._index is not None:
+                    if await county_version(s) == self._index.version:
+                        return self._index
+                self._index = await build_index(s)
+            return self._index

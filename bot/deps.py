@@ -1,0 +1,47 @@
+"""What every core operation needs, built once by run_bot.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.county_index import CountyHolder
+from bot.messages import Outbound
+from bot.outbox import enqueue
+from bot.sla import SlaConfig
+from models.enums import ChatKind
+
+FollowLink = Callable[[str, str], str | None]
+
+
+@dataclass(slots=True)
+class Deps:
+    sm: async_sessionmaker[AsyncSession]
+    county: CountyHolder
+    sla: SlaConfig
+    clock: Callable[[], datetime]
+    follow_link: FollowLink
+    prefix: str = "FS"
+    invite_ttl_days: int = 7
+    wake_outbox: Callable[[], None] = lambda: None
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    """Who acts and where; comes from the platform, identity only (roles are looked up)."""
+
+    channel: str
+    user_id: str
+    user_name: str
+    chat_id: str
+    chat_kind: ChatKind
+    message_id: str | None = None
+    lang: str = "zh"
+
+    def reply(self, session: AsyncSession, text: str, **kw: object) -> None:
+        """Queue an answer to this chat in the caller's transaction."""
+        enqueue(session, Outbound(channel=self.channel, chat_id=self.chat_id,
+                                  chat_kind=self.chat_kind, text=text, **kw))  # type: ignore[arg-type]

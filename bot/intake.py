@@ -1,0 +1,424 @@
+"""Is this a report? -> ticket -> route -> assign, written in group commits.
+
+Concurrent reports are queued and written by one task, many per transaction: the storage
+floor is a commit, not a row, so batching is what lets intake keep up with the platform.
+Each caller awaits its own result, which resolves only after the commit (persist before act).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import directory, notify
+from bot.category import categorize
+from bot.county_index import CountyHolder, CountyIndex
+from bot.messages import Inbound, Media, Outbound
+from bot.outbox import outbox_values
+from bot.sla import SlaConfig
+from bot.lifecycle import opening
+from bot.sqlutil import insert_for
+from bot.texts import t
+from models.enums import ChatKind, RouteStatus, StaffRole
+from models.people import ChatBinding, Identity
+from models.tickets import Attachment, DayCounter, InboundLog, PendingInput, Ticket, TicketEvent
+
+log = logging.getLogger(__name__)
+
+REPORT_WORDS = ("#报事", "报事", "报修", "反映", "投诉", "/report")
+MAX_TEXT = 2000
+_LEAD = re.compile(r"^[\s:：，,。.!！]+")
+
+
+def report_word(text: str) -> str | None:
+    s = text.lstrip()
+    return next((w for w in REPORT_WORDS if s.startswith(w)), None)
+
+
+def is_report(inbound: Inbound) -> bool:
+    if inbound.chat_kind == ChatKind.PRIVATE:
+        return True
+    return inbound.mentions_bot or inbound.reply_to_bot or report_word(inbound.text) is not None
+
+
+def clean_text(text: str) -> str:
+    word = report_word(text)
+    if word:
+        text = text.lstrip()[len(word):]
+    return _LEAD.sub("", text).strip()[:MAX_TEXT]
+
+
+@dataclass(slots=True)
+class IntakeOutcome:
+    duplicate: bool = False
+    ticket_id: int | None = None
+    number: str | None = None
+    status: RouteStatus | None = None
+    grid_code: str | None = None
+
+
+@dataclass(slots=True)
+class _Job:
+    inbound: Inbound
+    report: bool
+    future: asyncio.Future[IntakeOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+FollowLink = Callable[[str, str], str | None]
+
+
+class IntakeWriter:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        county: CountyHolder,
+        sla: SlaConfig,
+        *,
+        prefix: str,
+        media_window: timedelta,
+        clock: Callable[[], datetime],
+        follow_link: FollowLink,
+        on_commit: Callable[[], None] = lambda: None,
+        batch_max: int = 64,
+    ) -> None:
+        self._sm = sessionmaker
+        self._county = county
+        self._sla = sla
+        self._prefix = prefix
+        self._window = media_window
+        self._clock = clock
+        self._follow = follow_link
+        self._on_commit = on_commit
+        self._batch_max = batch_max
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="intake-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def submit(self, inbound: Inbound, *, report: bool) -> IntakeOutcome:
+        await self.start()
+        job = _Job(inbound, report)
+        await self._queue.put(job)
+        return await job.future
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._write_safely(batch)
+
+    async def _write_safely(self, batch: list[_Job]) -> None:
+        try:
+            outcomes = await self._write(batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                # one bad item (or a race with another instance) must not fail the others
+                for job in batch:
+                    await self._write_safely([job])
+                return
+            log.exception("intake failed for %s", batch[0].inbound.external_id)
+            if not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+            return
+        for job, out in zip(batch, outcomes, strict=True):
+            if not job.future.done():
+                job.future.set_result(out)
+        self._on_commit()
+
+    async def _write(self, batch: list[_Job]) -> list[IntakeOutcome]:
+        now = self._clock()
+        idx = self._county.index
+        async with self._sm() as s, s.begin():
+            fresh = await _drop_seen(s, batch)
+            outcomes: dict[int, IntakeOutcome] = {
+                i: IntakeOutcome(duplicate=True) for i in range(len(batch)) if i not in fresh
+            }
+            reports = [i for i in fresh if batch[i].report]
+            album_tickets = await _album_tickets(s, [batch[i].inbound for i in fresh])
+            tickets: dict[int, Ticket] = {}
+            if reports:
+                tickets = await self._open_tickets(s, idx, {i: batch[i].inbound for i in reports},
+                                                   now)
+                for i, tk in tickets.items():
+                    if batch[i].inbound.media_group_id:
+                        album_tickets.setdefault(batch[i].inbound.media_group_id or "", tk.id)
+            log_rows: list[dict[str, Any]] = []
+            attach_rows: list[dict[str, Any]] = []
+            for i in fresh:
+                ib = batch[i].inbound
+                ticket = tickets.get(i)
+                tid = ticket.id if ticket else album_tickets.get(ib.media_group_id or "")
+                log_rows.append(dict(
+                    channel=ib.channel, external_id=ib.external_id, chat_id=ib.chat_id,
+                    sender_id=ib.sender_id, media_group_id=ib.media_group_id, ticket_id=tid,
+                    media=[{"kind": m.kind, "file_id": m.file_id} for m in ib.media],
+                    has_media=bool(ib.media) and tid is None, received_at=ib.received_at,
+                ))
+                if tid is not None:
+                    attach_rows += _attachments(tid, ib.channel, ib.media, now)
+                outcomes[i] = IntakeOutcome(
+                    ticket_id=tid, number=ticket.number if ticket else None,
+                    status=RouteStatus(ticket.route_status) if ticket else None,
+                    grid_code=idx.grids_by_id[ticket.grid_id].code
+                    if ticket and ticket.grid_id in idx.grids_by_id else None,
+                )
+            if log_rows:
+                await s.execute(insert(InboundLog), log_rows)
+            if attach_rows:
+                await s.execute(insert(Attachment), attach_rows)
+        return [outcomes[i] for i in range(len(batch))]
+
+    async def _open_tickets(
+        self, s: AsyncSession, idx: CountyIndex, reports: dict[int, Inbound], now: datetime
+    ) -> dict[int, Ticket]:
+        bindings = await _bindings(s, reports.values())
+        reporters = await _private_chats(s, reports.values())
+        numbers = await _allocate_numbers(s, self._prefix, now, len(reports), self._sla)
+        tickets: dict[int, Ticket] = {}
+        routes = {}
+        for (i, ib), number in zip(reports.items(), numbers, strict=True):
+            bound_grid, bound_comm = bindings.get(ib.chat_id, (None, None))
+            text = clean_text(ib.text) or ("[位置]" if ib.location else "[图片]")
+            res = idx.router.route(text, chat_grid=bound_grid, location=ib.location)
+            routes[i] = res
+            grid = idx.grids.get(res.grid or "") if res.status == RouteStatus.ROUTED else None
+            community_id = grid.community_id if grid else _community_of(idx, bound_grid,
+                                                                         bound_comm)
+            ticket = Ticket(
+                number=number, category=categorize(text).value, text=text,
+                place_text="、".join(m for m in res.matched if m not in ("chat", "location")),
+                lat=ib.location.lat if ib.location else None,
+                lon=ib.location.lon if ib.location else None,
+                datum=ib.location.datum if ib.location else None,
+                route_status=res.status.value, candidates=list(res.candidates),
+                grid_id=grid.id if grid else None, community_id=community_id,
+                unrouted=False, channel=ib.channel, chat_id=ib.chat_id,
+                chat_kind=ib.chat_kind.value, reporter_user_id=ib.sender_id,
+                reporter_name=ib.sender_name[:128], source_message_id=ib.message_id,
+                escalation_level=0,
+            )
+            tickets[i] = ticket
+        workers = await directory.staff(
+            s, StaffRole.WORKER, grid_ids={t.grid_id for t in tickets.values() if t.grid_id},
+        ) if any(t.grid_id for t in tickets.values()) else []
+        first_worker: dict[int, directory.Contact] = {}
+        for a, c in workers:
+            if a.grid_id is not None:
+                first_worker.setdefault(a.grid_id, c)
+        events: dict[int, list[dict[str, Any]]] = {}
+        for i, ticket in tickets.items():
+            worker = first_worker.get(ticket.grid_id or 0)
+            ticket.assignee_id = worker.person_id if worker else None
+            events[i] = opening(ticket, routed=ticket.grid_id is not None, now=now, cfg=self._sla)
+        cols = [c.key for c in Ticket.__table__.columns if c.key != "id"]
+        ids = (await s.execute(
+            insert(Ticket).returning(Ticket.id, sort_by_parameter_order=True),
+            [{k: getattr(tk, k) for k in cols} for tk in tickets.values()],
+        )).scalars().all()
+        for ticket, tid in zip(tickets.values(), ids, strict=True):
+            ticket.id = tid
+        await s.execute(insert(TicketEvent), [
+            {**ev, "ticket_id": tickets[i].id} for i, evs in events.items() for ev in evs
+        ])
+        await _claim_recent_media(s, tickets, reports, now - self._window, now)
+        out: list[Outbound] = []
+        pending: list[dict[str, Any]] = []
+        for i, ticket in tickets.items():
+            ib = reports[i]
+            private = reporters.get(ib.sender_id)
+            out += self._replies(idx, ticket, ib, private, first_worker.get(ticket.grid_id or 0),
+                                 routes[i].candidates)
+            if ticket.grid_id is None:
+                pending.append(dict(channel=ib.channel, user_id=ib.sender_id,
+                                    ticket_id=ticket.id, action="place",
+                                    expires_at=ticket.route_due_at))
+        if pending:
+            stmt = insert_for(s, PendingInput)
+            await s.execute(stmt.on_conflict_do_update(
+                index_elements=["channel", "user_id"],
+                set_={"ticket_id": stmt.excluded.ticket_id, "action": stmt.excluded.action,
+                      "expires_at": stmt.excluded.expires_at},
+            ), pending)
+        await self._coordinators_for_no_worker(s, idx, tickets, first_worker, out)
+        if out:
+            from models.tickets import Outbox
+            await s.execute(insert(Outbox), [outbox_values(m, now) for m in out])
+        return tickets
+
+    def _replies(
+        self, idx: CountyIndex, ticket: Ticket, ib: Inbound, private_chat: str | None,
+        worker: directory.Contact | None, candidates: list[str],
+    ) -> list[Outbound]:
+        lang = "zh"
+        msgs: list[Outbound] = []
+        if ticket.grid_id is not None:
+            text = t("ticket.received", lang, number=ticket.number,
+                     grid=idx.grid_name(ticket.grid_id))
+            if private_chat is None and ib.chat_kind == ChatKind.GROUP:
+                link = self._follow(ib.channel, ticket.number)
+                if link:
+                    text += "\n" + t("ticket.received_follow", lang, link=link)
+            msgs.append(_reply(ticket, ib, text))
+            if worker is not None:
+                card = notify.worker_card(ticket, worker, idx.label(
+                    idx.grids_by_id[ticket.grid_id].code), self._sla.tz)
+                if card is not None:
+                    msgs.append(card)
+        else:
+            key = "ticket.ask_place" if candidates else "ticket.ask_place_unknown"
+            buttons = notify.place_buttons(
+                ticket.id, [(c, idx.label(c)) for c in candidates], lang) if candidates else []
+            msgs.append(_reply(ticket, ib, t(key, lang, number=ticket.number), buttons))
+        return msgs
+
+    async def _coordinators_for_no_worker(
+        self, s: AsyncSession, idx: CountyIndex, tickets: dict[int, Ticket],
+        first_worker: dict[int, directory.Contact], out: list[Outbound],
+    ) -> None:
+        lonely = [tk for tk in tickets.values()
+                  if tk.grid_id is not None and (tk.grid_id not in first_worker
+                                                 or first_worker[tk.grid_id].chat_id is None)]
+        for tk in lonely:
+            for _a, c in await directory.staff(s, StaffRole.COORDINATOR,
+                                               community_id=tk.community_id):
+                msg = notify.staff_note(c, t("coord.no_worker", c.lang, number=tk.number,
+                                             grid=idx.grid_name(tk.grid_id)), tk.id)
+                if msg:
+                    out.append(msg)
+
+
+def _reply(ticket: Ticket, ib: Inbound, text: str, buttons: Any = None) -> Outbound:
+    group = ib.chat_kind == ChatKind.GROUP
+    return Outbound(
+        channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind, text=text,
+        buttons=buttons or [], reply_to=ib.message_id, ticket_id=ticket.id,
+        mention_user_id=ib.sender_id if group else None,
+        mention_name=ib.sender_name if group else None, remember=bool(buttons),
+    )
+
+
+def _community_of(idx: CountyIndex, grid_code: str | None, community_id: int | None) -> int | None:
+    if grid_code and grid_code in idx.grids:
+        return idx.grids[grid_code].community_id
+    return community_id
+
+
+def _attachments(tid: int, channel: str, media: list[Media], now: datetime) -> list[dict[str, Any]]:
+    return [dict(ticket_id=tid, channel=channel, kind=m.kind, file_id=m.file_id, role="report",
+                 created_at=now) for m in media]
+
+
+async def _drop_seen(s: AsyncSession, batch: list[_Job]) -> list[int]:
+    keys = {(j.inbound.channel, j.inbound.external_id) for j in batch}
+    seen = set(
+        (await s.execute(
+            select(InboundLog.channel, InboundLog.external_id).where(
+                InboundLog.external_id.in_([k[1] for k in keys]))
+        )).tuples().all()
+    )
+    fresh: list[int] = []
+    for i, job in enumerate(batch):
+        key = (job.inbound.channel, job.inbound.external_id)
+        if key not in seen:
+            seen.add(key)
+            fresh.append(i)
+    return fresh
+
+
+async def _album_tickets(s: AsyncSession, inbounds: list[Inbound]) -> dict[str, int]:
+    groups = {ib.media_group_id for ib in inbounds if ib.media_group_id}
+    if not groups:
+        return {}
+    rows = await s.execute(
+        select(InboundLog.media_group_id, InboundLog.ticket_id).where(
+            InboundLog.media_group_id.in_(groups), InboundLog.ticket_id.is_not(None))
+    )
+    return {g: tid for g, tid in rows.tuples().all() if g and tid}
+
+
+async def _bindings(
+    s: AsyncSession, inbounds: Any
+) -> dict[str, tuple[str | None, int | None]]:
+    chats = {ib.chat_id for ib in inbounds if ib.chat_kind == ChatKind.GROUP}
+    channel = next(iter(inbounds)).channel
+    if not chats:
+        return {}
+    from models.county import Grid
+
+    rows = await s.execute(
+        select(ChatBinding.chat_id, Grid.code, ChatBinding.community_id)
+        .outerjoin(Grid, Grid.id == ChatBinding.grid_id)
+        .where(ChatBinding.channel == channel, ChatBinding.chat_id.in_(chats))
+    )
+    return {chat: (code, comm) for chat, code, comm in rows.tuples().all()}
+
+
+async def _private_chats(s: AsyncSession, inbounds: Any) -> dict[str, str]:
+    first = next(iter(inbounds))
+    users = {ib.sender_id for ib in inbounds}
+    rows = await s.execute(
+        select(Identity.user_id, Identity.private_chat_id).where(
+            Identity.channel == first.channel, Identity.user_id.in_(users),
+            Identity.private_chat_id.is_not(None))
+    )
+    return {u: c for u, c in rows.tuples().all() if c}
+
+
+async def _allocate_numbers(
+    s: AsyncSession, prefix: str, now: datetime, n: int, sla: SlaConfig
+) -> list[str]:
+    day = now.astimezone(sla.tz).strftime("%Y%m%d")
+    stmt = insert_for(s, DayCounter).values(day=day, last=n)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["day"], set_={"last": DayCounter.last + n}
+    ).returning(DayCounter.last)
+    last = (await s.execute(stmt)).scalar_one()
+    return [f"{prefix}-{day}-{seq:04d}" for seq in range(last - n + 1, last + 1)]
+
+
+async def _claim_recent_media(
+    s: AsyncSession, tickets: dict[int, Ticket], reports: dict[int, Inbound],
+    since: datetime, now: datetime,
+) -> None:
+    """Photos the same resident sent shortly before the report belong to it."""
+    senders = {(ib.chat_id, ib.sender_id): tickets[i] for i, ib in reports.items()}
+    channel = next(iter(reports.values())).channel
+    rows = (await s.execute(
+        select(InboundLog.id, InboundLog.chat_id, InboundLog.sender_id, InboundLog.media)
+        .where(InboundLog.has_media.is_(True), InboundLog.channel == channel,
+               InboundLog.received_at >= since,
+               InboundLog.sender_id.in_({k[1] for k in senders}))
+    )).tuples().all()
+    claimed: list[int] = []
+    attach: list[dict[str, Any]] = []
+    for row_id, chat_id, sender_id, media in rows:
+        ticket = senders.get((chat_id, sender_id))
+        if ticket is None:
+            continue
+        claimed.append(row_id)
+        attach += _attachments(ticket.id, channel, [Media(**m) for m in media], now)
+    if claimed:
+        await s.execute(update(InboundLog).where(InboundLog.id.in_(claimed))
+                        .values(has_media=False))
+        await s.execute(insert(Attachment), attach)

@@ -1,0 +1,155 @@
+"""The one place where ticket state changes. Every change is checked and audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.sla import SlaConfig, add_work_days, add_work_hours, next_escalation, phase_due
+from models.enums import Role
+from models.enums import TicketState as S
+from models.tickets import Ticket, TicketEvent
+from models.transitions import allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    roles: frozenset[Role]
+    person_id: int | None = None
+    name: str = ""
+    user_id: str | None = None
+    channel: str | None = None
+    lang: str = "zh"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def main_role(self) -> Role:
+        for r in (Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE, Role.RESIDENT):
+            if r in self.roles:
+                return r
+        return Role.SYSTEM
+
+
+SYSTEM = Actor(roles=frozenset({Role.SYSTEM}), name="system")
+
+
+class TransitionRefused(Exception):
+    def __init__(self, frm: S, to: S, reason: str) -> None:
+        super().__init__(f"{frm} -> {to}: {reason}")
+        self.frm, self.to, self.reason = frm, to, reason
+
+
+def _deadlines_on_enter(ticket: Ticket, to: S, frm: S | None, now: datetime, cfg: SlaConfig) -> None:
+    if to == S.REPORTED:
+        ticket.route_due_at = now + timedelta(minutes=cfg.route_minutes)
+    elif to == S.ASSIGNED:
+        ticket.assigned_at = now
+        ticket.route_due_at = None
+        ticket.ack_due_at = add_work_hours(now, cfg.ack_hours, cfg)
+        if ticket.resolve_due_at is None or frm == S.REOPENED:
+            ticket.resolve_due_at = add_work_days(now, cfg.resolve_work_days, cfg)
+    elif to == S.ACKNOWLEDGED:
+        ticket.acknowledged_at = now
+    elif to == S.RESOLVED:
+        ticket.resolved_at = now
+        ticket.confirm_due_at = now + timedelta(days=cfg.confirm_days)
+    elif to == S.CLOSED:
+        ticket.closed_at = now
+    refresh_escalation(ticket, cfg)
+
+
+def refresh_escalation(ticket: Ticket, cfg: SlaConfig) -> None:
+    state = S(ticket.state)
+    due = phase_due(
+        state, ticket.route_due_at, ticket.ack_due_at, ticket.resolve_due_at, ticket.confirm_due_at
+    )
+    if state == S.REPORTED and ticket.unrouted:
+        due = None
+    ticket.escalation_at = next_escalation(
+        due, state, ticket.escalation_level, ticket.last_escalated_at, cfg
+    )
+
+
+def _event(ticket: Ticket, actor: Actor, kind: str, now: datetime, **kw: Any) -> TicketEvent:
+    return TicketEvent(
+        ticket_id=ticket.id,
+        at=now,
+        kind=kind,
+        actor_role=actor.main_role().value,
+        actor_person_id=actor.person_id,
+        actor_name=actor.name,
+        **kw,
+    )
+
+
+def transition(
+    session: AsyncSession,
+    ticket: Ticket,
+    to: S,
+    actor: Actor,
+    *,
+    now: datetime,
+    cfg: SlaConfig,
+    note: str = "",
+    expect: S | set[S] | None = None,
+) -> TicketEvent:
+    """Move `ticket` to `to` if the table allows it for `actor`; write the audit event.
+
+    `expect` guards against acting on a card that is out of date (a second tap, a race).
+    """
+    frm = S(ticket.state)
+    if expect is not None and frm not in ({expect} if isinstance(expect, S) else expect):
+        raise TransitionRefused(frm, to, "stale")
+    if not allowed(frm, to, actor.roles):
+        raise TransitionRefused(frm, to, "not allowed")
+    ticket.state = to.value
+    ticket.updated_at = now
+    _deadlines_on_enter(ticket, to, frm, now, cfg)
+    ev = _event(ticket, actor, "transition", now, from_state=frm.value, to_state=to.value, note=note)
+    session.add(ev)
+    return ev
+
+
+def record(
+    session: AsyncSession, ticket: Ticket, actor: Actor, kind: str, *, now: datetime, note: str = ""
+) -> TicketEvent:
+    """An audited event that does not change state (progress note, category, escalation)."""
+    ticket.updated_at = now
+    ev = _event(ticket, actor, kind, now, note=note)
+    session.add(ev)
+    return ev
+
+
+def escalate(ticket: Ticket, now: datetime, cfg: SlaConfig) -> int:
+    """Climb one rung (kept across reopen); returns the new level."""
+    ticket.escalation_level = min(ticket.escalation_level + 1, 3)
+    ticket.last_escalated_at = now
+    refresh_escalation(ticket, cfg)
+    return ticket.escalation_level
+
+
+def opening(ticket: Ticket, routed: bool, now: datetime, cfg: SlaConfig) -> list[dict[str, Any]]:
+    """State, deadlines and first events of a new ticket (bulk intake writes these rows).
+
+    Returns event value dicts (ticket_id filled in by the caller after insert).
+    """
+    ticket.state = S.REPORTED.value
+    ticket.created_at = ticket.updated_at = now
+    _deadlines_on_enter(ticket, S.REPORTED, None, now, cfg)
+    events = [
+        dict(at=now, kind="transition", from_state=None, to_state=S.REPORTED.value,
+             actor_role=Role.RESIDENT.value, actor_person_id=None,
+             actor_name=ticket.reporter_name, note="")
+    ]
+    if routed:
+        assert allowed(S.REPORTED, S.ASSIGNED, {Role.SYSTEM})
+        ticket.state = S.ASSIGNED.value
+        _deadlines_on_enter(ticket, S.ASSIGNED, S.REPORTED, now, cfg)
+        events.append(
+            dict(at=now, kind="transition", from_state=S.REPORTED.value,
+                 to_state=S.ASSIGNED.value, actor_role=Role.SYSTEM.value, actor_person_id=None,
+                 actor_name="system", note="")
+        )
+    return events

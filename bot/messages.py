@@ -1,0 +1,137 @@
+"""Platform-neutral message types: what handlers translate to and from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from models.base import utcnow
+from models.enums import ChatKind
+
+
+@dataclass(frozen=True, slots=True)
+class GeoPoint:
+    lat: float
+    lon: float
+    datum: str = "wgs84"  # or "gcj02" (Chinese web maps, WeChat)
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    kind: str  # photo | voice | video | document
+    file_id: str
+
+
+@dataclass(slots=True)
+class Inbound:
+    channel: str
+    external_id: str
+    chat_id: str
+    chat_kind: ChatKind
+    sender_id: str
+    sender_name: str
+    text: str = ""
+    location: GeoPoint | None = None
+    media: list[Media] = field(default_factory=list)
+    media_group_id: str | None = None
+    message_id: str | None = None
+    reply_to_message_id: str | None = None
+    reply_to_bot: bool = False
+    mentions_bot: bool = False
+    received_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What a button does. Untrusted when it comes back: the core re-checks everything."""
+
+    op: str
+    ticket_id: int = 0
+    arg: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    text: str
+    action: Action | None = None
+    url: str | None = None
+    request_location: bool = False
+
+
+@dataclass(slots=True)
+class Outbound:
+    channel: str
+    chat_id: str
+    chat_kind: ChatKind
+    text: str
+    buttons: list[list[Button]] = field(default_factory=list)
+    reply_to: str | None = None
+    photos: list[str] = field(default_factory=list)
+    mention_user_id: str | None = None
+    mention_name: str | None = None
+    ticket_id: int | None = None
+    # remember the sent message id -> ticket, so a reply to it (a worker's note) finds the ticket
+    remember: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("channel", "chat_id", "chat_kind", "ticket_id"):
+            d.pop(k)
+        return d
+
+    @classmethod
+    def from_row(
+        cls, channel: str, chat_id: str, chat_kind: str, ticket_id: int | None, p: dict[str, Any]
+    ) -> Outbound:
+        buttons = [
+            [
+                Button(
+                    text=b["text"],
+                    action=Action(**b["action"]) if b.get("action") else None,
+                    url=b.get("url"),
+                    request_location=bool(b.get("request_location")),
+                )
+                for b in row
+            ]
+            for row in p.get("buttons") or []
+        ]
+        return cls(
+            channel=channel,
+            chat_id=chat_id,
+            chat_kind=ChatKind(chat_kind),
+            text=p["text"],
+            buttons=buttons,
+            reply_to=p.get("reply_to"),
+            photos=list(p.get("photos") or []),
+            mention_user_id=p.get("mention_user_id"),
+            mention_name=p.get("mention_name"),
+            ticket_id=ticket_id,
+            remember=bool(p.get("remember")),
+        )
+
+
+class SendError(Exception):
+    """Base of what a Sender raises; the outbox decides retry or dead letter from the kind."""
+
+
+class RetryLater(SendError):
+    def __init__(self, after: float, msg: str = "rate limited") -> None:
+        super().__init__(msg)
+        self.after = after
+
+
+class TransientSendError(SendError):
+    """5xx, timeouts, connection errors: retry with backoff."""
+
+
+class PermanentSendError(SendError):
+    """The platform refused for good (blocked, chat gone, bad request): dead-letter now."""
+
+
+class Sender(Protocol):
+    channel: str
+
+    async def send(self, msg: Outbound) -> str | None:
+        """Deliver one message; return the platform's message id (if any)."""
+        ...

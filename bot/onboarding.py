@@ -1,0 +1,158 @@
+"""Invites (one-time codes that grant a staff role) and binding group chats to a place."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import directory
+from bot.deps import Ctx, Deps
+from bot.sqlutil import insert_for
+from bot.texts import t
+from models.county import Community, Grid
+from models.enums import StaffRole
+from models.people import ChatBinding, Identity, Invite, Person, StaffAssignment
+
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
+
+
+class InviteError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NewInvite:
+    code: str
+    role: StaffRole
+    scope: str
+    expires_at: datetime
+
+
+async def create_invite(
+    s: AsyncSession, role: StaffRole, *, grid: str | None, community: str | None,
+    now: datetime, ttl_days: int,
+) -> NewInvite:
+    grid_id = community_id = None
+    scope = "浮山县指挥中心"
+    if role in (StaffRole.WORKER, StaffRole.LEADER):
+        g = await s.scalar(select(Grid).where(Grid.code == (grid or ""), Grid.active.is_(True)))
+        if g is None:
+            raise InviteError(f"no active grid with code {grid!r}")
+        grid_id, scope = g.id, f"{g.name}网格"
+    elif role == StaffRole.COORDINATOR:
+        c = await s.scalar(select(Community).where(Community.code == (community or ""),
+                                                   Community.active.is_(True)))
+        if c is None:
+            raise InviteError(f"no active community with code {community!r}")
+        community_id, scope = c.id, f"{c.name}社区"
+    code = "".join(secrets.choice(_ALPHABET) for _ in range(10))
+    expires = now + timedelta(days=ttl_days)
+    s.add(Invite(code=code, role=role.value, grid_id=grid_id, community_id=community_id,
+                 expires_at=expires, created_at=now))
+    return NewInvite(code, role, scope, expires)
+
+
+async def ensure_identity(s: AsyncSession, ctx: Ctx, private: bool, now: datetime) -> Identity:
+    stmt = insert_for(s, Identity).values(
+        channel=ctx.channel, user_id=ctx.user_id, display_name=ctx.user_name[:128],
+        private_chat_id=ctx.chat_id if private else None, created_at=now)
+    set_: dict[str, object] = {"display_name": stmt.excluded.display_name}
+    if private:
+        set_["private_chat_id"] = stmt.excluded.private_chat_id
+    await s.execute(stmt.on_conflict_do_update(index_elements=["channel", "user_id"], set_=set_))
+    ident = await directory.identity(s, ctx.channel, ctx.user_id)
+    assert ident is not None
+    await s.refresh(ident)
+    return ident
+
+
+async def redeem(s: AsyncSession, deps: Deps, ctx: Ctx, code: str) -> str:
+    now = deps.clock()
+    inv = await s.scalar(select(Invite).where(Invite.code == code.strip().upper())
+                         .with_for_update())
+    if inv is None or inv.used_at is not None or inv.expires_at <= now:
+        return t("start.bad_code", ctx.lang)
+    ident = await ensure_identity(s, ctx, private=True, now=now)
+    role = StaffRole(inv.role)
+    person_id = ident.person_id
+    if person_id is None:
+        person_id = await _unclaimed_person(s, role, inv.grid_id)
+    if person_id is None:
+        person = Person(name=ctx.user_name[:64] or "—", phone="")
+        s.add(person)
+        await s.flush()
+        person_id = person.id
+    ident.person_id = person_id
+    exists = await s.scalar(select(StaffAssignment).where(
+        StaffAssignment.person_id == person_id, StaffAssignment.role == role.value,
+        StaffAssignment.grid_id.is_(inv.grid_id) if inv.grid_id is None
+        else StaffAssignment.grid_id == inv.grid_id,
+        StaffAssignment.community_id.is_(inv.community_id) if inv.community_id is None
+        else StaffAssignment.community_id == inv.community_id))
+    if exists is None:
+        s.add(StaffAssignment(person_id=person_id, role=role.value, grid_id=inv.grid_id,
+                              community_id=inv.community_id))
+    else:
+        exists.active = True
+    inv.used_at = now
+    inv.used_by_identity_id = ident.id
+    scope = await _scope_name(s, inv.grid_id, inv.community_id)
+    return t("start.bound", ctx.lang, scope=scope, role=t(f"role.{role.value}", ctx.lang))
+
+
+async def _unclaimed_person(s: AsyncSession, role: StaffRole, grid_id: int | None) -> int | None:
+    """A worker listed in grids.yaml who has no chat account yet takes the first invite."""
+    if grid_id is None:
+        return None
+    claimed = select(Identity.person_id).where(Identity.person_id.is_not(None))
+    return await s.scalar(
+        select(StaffAssignment.person_id).where(
+            StaffAssignment.role == role.value, StaffAssignment.grid_id == grid_id,
+            StaffAssignment.active.is_(True), StaffAssignment.person_id.not_in(claimed))
+        .order_by(StaffAssignment.id).limit(1))
+
+
+async def _scope_name(s: AsyncSession, grid_id: int | None, community_id: int | None) -> str:
+    if grid_id is not None:
+        g = await s.get(Grid, grid_id)
+        return f"{g.name}网格" if g else "—"
+    if community_id is not None:
+        c = await s.get(Community, community_id)
+        return f"{c.name}社区" if c else "—"
+    return "指挥中心"
+
+
+async def bind_chat(s: AsyncSession, deps: Deps, ctx: Ctx, code: str, title: str
+                    ) -> tuple[str, bool]:
+    """Only a coordinator (of that community) or the centre may bind a group."""
+    code = code.strip().upper()
+    if not code:
+        return t("bind.usage", ctx.lang), False
+    roles = await directory.standing_roles(s, ctx.channel, ctx.user_id)
+    grid = await s.scalar(select(Grid).where(Grid.code == code, Grid.active.is_(True)))
+    comm = None if grid else await s.scalar(
+        select(Community).where(Community.code == code, Community.active.is_(True)))
+    if grid is None and comm is None:
+        return t("bind.unknown", ctx.lang, code=code), False
+    community_id = grid.community_id if grid else comm.id  # type: ignore[union-attr]
+    ok = any(r.role == StaffRole.CENTRE or (r.role == StaffRole.COORDINATOR
+                                            and r.community_id == community_id)
+             or (r.role == StaffRole.LEADER and grid is not None and r.grid_id == grid.id)
+             for r in roles)
+    if not ok:
+        return t("bind.not_allowed", ctx.lang), False
+    ident = await ensure_identity(s, ctx, private=False, now=deps.clock())
+    stmt = insert_for(s, ChatBinding).values(
+        channel=ctx.channel, chat_id=ctx.chat_id, title=title[:128],
+        grid_id=grid.id if grid else None, community_id=community_id,
+        bound_by_identity_id=ident.id, created_at=deps.clock())
+    await s.execute(stmt.on_conflict_do_update(
+        index_elements=["channel", "chat_id"],
+        set_={"grid_id": stmt.excluded.grid_id, "community_id": stmt.excluded.community_id,
+              "title": stmt.excluded.title, "bound_by_identity_id": ident.id}))
+    scope = f"{grid.name}网格" if grid else f"{comm.name}社区"  # type: ignore[union-attr]
+    return t("bind.ok", ctx.lang, scope=scope), True

@@ -1,0 +1,85 @@
+"""Residents asking after their tickets; coordinators looking at the unrouted queue."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import actions, directory
+from bot.deps import Ctx, Deps
+from bot.texts import category_label, t
+from models.enums import ChatKind, Role, StaffRole
+from models.enums import TicketState as S
+from models.tickets import Ticket
+
+
+def _state(ticket: Ticket, lang: str) -> str:
+    if ticket.unrouted and ticket.state == S.REPORTED:
+        return t("unrouted", lang)
+    return t(f"state.{ticket.state}", lang)
+
+
+async def my_tickets(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10) -> None:
+    rows = (await s.scalars(
+        select(Ticket).where(Ticket.channel == ctx.channel, Ticket.reporter_user_id == ctx.user_id)
+        .order_by(Ticket.id.desc()).limit(limit))).all()
+    if not rows:
+        ctx.reply(s, t("my.none", ctx.lang), reply_to=ctx.message_id)
+        return
+    lines = [t("my.header", ctx.lang)] + [
+        t("my.line", ctx.lang, number=tk.number, state=_state(tk, ctx.lang),
+          text=tk.text[:20] + ("…" if len(tk.text) > 20 else ""))
+        for tk in rows
+    ]
+    ctx.reply(s, "\n".join(lines), reply_to=ctx.message_id)
+
+
+async def status(s: AsyncSession, deps: Deps, ctx: Ctx, number: str) -> None:
+    ticket = await s.scalar(select(Ticket).where(Ticket.number == number))
+    if ticket is None:
+        ctx.reply(s, t("status.not_found", ctx.lang, number=number), reply_to=ctx.message_id)
+        return
+    actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
+    staff = bool(actor.roles & {Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE})
+    # in a group only the reporter sees a ticket's details; staff may look it up privately
+    if not (_is_reporter(ticket, ctx) or (staff and ctx.chat_kind == ChatKind.PRIVATE)):
+        ctx.reply(s, t("status.not_yours", ctx.lang), reply_to=ctx.message_id)
+        return
+    ctx.reply(s, t("status.line", ctx.lang, number=ticket.number, state=_state(ticket, ctx.lang),
+                   grid=deps.county.index.grid_name(ticket.grid_id),
+                   category=category_label(ticket.category, ctx.lang), text=ticket.text[:200]),
+              reply_to=ctx.message_id)
+
+
+def _is_reporter(ticket: Ticket, ctx: Ctx) -> bool:
+    return ticket.channel == ctx.channel and ticket.reporter_user_id == ctx.user_id
+
+
+async def follow(s: AsyncSession, deps: Deps, ctx: Ctx, number: str) -> None:
+    ticket = await s.scalar(select(Ticket).where(Ticket.number == number))
+    if ticket is None or not _is_reporter(ticket, ctx):
+        ctx.reply(s, t("start.welcome", ctx.lang))
+        return
+    ctx.reply(s, t("start.follow", ctx.lang, number=number))
+    await status(s, deps, ctx, number)
+
+
+async def unrouted_queue(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10) -> None:
+    roles = await directory.standing_roles(s, ctx.channel, ctx.user_id)
+    centre = any(r.role == StaffRole.CENTRE for r in roles)
+    communities = {r.community_id for r in roles if r.role == StaffRole.COORDINATOR}
+    if not centre and not communities:
+        ctx.reply(s, t("worker.not_allowed", ctx.lang))
+        return
+    q = select(Ticket).where(or_(Ticket.state == S.RETURNED,
+                                 (Ticket.state == S.REPORTED) & Ticket.unrouted.is_(True)))
+    if not centre:
+        q = q.where(Ticket.community_id.in_(communities))
+    rows = (await s.scalars(q.order_by(Ticket.id).limit(limit))).all()
+    if not rows:
+        ctx.reply(s, t("coord.queue_empty", ctx.lang))
+        return
+    ctx.reply(s, t("coord.queue_header", ctx.lang))
+    for tk in rows:
+        ctx.reply(s, t("coord.unrouted", ctx.lang, number=tk.number, text=tk.text[:200]),
+                  buttons=await actions.assign_buttons(deps, tk), ticket_id=tk.id)

@@ -1,0 +1,211 @@
+"""The core's front door: handlers hand it neutral messages and button presses."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import actions, directory, onboarding, queries
+from bot.deps import Ctx, Deps
+from bot.intake import IntakeOutcome, IntakeWriter, is_report
+from bot.lifecycle import TransitionRefused
+from bot.messages import Action, Inbound
+from bot.texts import t
+from models.enums import ChatKind, RouteStatus
+from models.enums import TicketState as S
+from models.people import Identity
+from models.tickets import PendingInput, SentMessage, Ticket
+
+log = logging.getLogger(__name__)
+
+CANCEL_WORDS = {"取消", "cancel", "算了"}
+MY_WORDS = {"我的工单", "我的报事", "/my"}
+
+
+@dataclass(slots=True)
+class Handled:
+    """What the core did with a message (handlers need nothing more; tests read it)."""
+
+    kind: str  # report | duplicate | media | place | resolve | return | progress | query | ignored
+    outcome: IntakeOutcome | None = None
+
+
+class Core:
+    def __init__(self, deps: Deps, intake: IntakeWriter) -> None:
+        self.deps = deps
+        self.intake = intake
+
+    def ticket_pattern(self) -> re.Pattern[str]:
+        return re.compile(rf"\b{re.escape(self.deps.prefix)}-\d{{8}}-\d{{4,}}\b", re.I)
+
+    async def on_message(self, ib: Inbound) -> Handled:
+        ctx = Ctx(ib.channel, ib.sender_id, ib.sender_name, ib.chat_id, ib.chat_kind,
+                  ib.message_id)
+        if ib.chat_kind == ChatKind.PRIVATE or ib.location or ib.reply_to_bot:
+            done = await self._follow_up(ctx, ib)
+            if done is not None:
+                self.deps.wake_outbox()
+                return done
+        text = ib.text.strip()
+        if text in MY_WORDS or self.ticket_pattern().fullmatch(text):
+            async with self.deps.sm() as s, s.begin():
+                if text in MY_WORDS:
+                    await queries.my_tickets(s, self.deps, ctx)
+                else:
+                    await queries.status(s, self.deps, ctx, text.upper())
+            self.deps.wake_outbox()
+            return Handled("query")
+        if is_report(ib):
+            out = await self.intake.submit(ib, report=True)
+            return Handled("duplicate" if out.duplicate else "report", out)
+        if ib.media:
+            out = await self.intake.submit(ib, report=False)
+            return Handled("duplicate" if out.duplicate else "media", out)
+        return Handled("ignored")
+
+    async def _follow_up(self, ctx: Ctx, ib: Inbound) -> Handled | None:
+        """Answers to a question the bot asked, and workers' replies to a card."""
+        async with self.deps.sm() as s, s.begin():
+            if ib.chat_kind == ChatKind.PRIVATE:
+                await self._remember_private_chat(s, ctx)
+            pending = await s.scalar(select(PendingInput).where(
+                PendingInput.channel == ctx.channel, PendingInput.user_id == ctx.user_id,
+                PendingInput.expires_at > self.deps.clock()))
+            reply_ticket = await self._replied_ticket(s, ib)
+            if pending is not None and pending.action == "place":
+                if reply_ticket not in (None, pending.ticket_id) or (
+                        ib.chat_kind == ChatKind.GROUP and reply_ticket is None
+                        and ib.location is None):
+                    return None
+            if pending is not None:
+                ticket = await s.get(Ticket, pending.ticket_id, with_for_update=True)
+                if ticket is not None:
+                    return await self._answer(s, ctx, ib, pending, ticket)
+            if reply_ticket is not None and ib.chat_kind == ChatKind.PRIVATE:
+                ticket = await s.get(Ticket, reply_ticket, with_for_update=True)
+                if ticket is not None:
+                    try:
+                        said = await actions.progress_note(s, self.deps, ctx, ticket,
+                                                           ib.text.strip(), ib.media)
+                    except actions.Refused as no:
+                        ctx.reply(s, str(no))
+                        return Handled("progress")
+                    if said:
+                        ctx.reply(s, said)
+                        return Handled("progress")
+        return None
+
+    async def _answer(self, s: AsyncSession, ctx: Ctx, ib: Inbound, pending: PendingInput,
+                      ticket: Ticket) -> Handled:
+        text = ib.text.strip()
+        await s.delete(pending)
+        if text.lower() in CANCEL_WORDS:
+            ctx.reply(s, t("worker.cancelled", ctx.lang))
+            return Handled(pending.action)
+        try:
+            if pending.action == "resolve":
+                ctx.reply(s, await actions.finish_resolve(s, self.deps, ctx, ticket, text,
+                                                          ib.media))
+            elif pending.action == "return":
+                ctx.reply(s, await actions.finish_return(s, self.deps, ctx, ticket,
+                                                         text or "—"))
+            elif pending.action == "place":
+                await self._place_answer(s, ctx, ib, ticket)
+        except actions.Refused as no:
+            ctx.reply(s, str(no))
+        return Handled(pending.action)
+
+    async def _place_answer(self, s: AsyncSession, ctx: Ctx, ib: Inbound, ticket: Ticket) -> None:
+        if S(ticket.state) != S.REPORTED or ticket.reporter_user_id != ctx.user_id:
+            return
+        idx = self.deps.county.index
+        res = idx.router.route(ib.text, location=ib.location)
+        if res.status == RouteStatus.ROUTED and res.grid:
+            actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
+            if ib.location:
+                ticket.lat, ticket.lon, ticket.datum = (ib.location.lat, ib.location.lon,
+                                                        ib.location.datum)
+            ticket.place_text = "、".join(m for m in res.matched if m not in ("chat", "location"))
+            await actions.assign_to_grid(s, self.deps, ticket, res.grid, actor,
+                                         note="resident answered")
+            await actions.tell_resident(s, ticket, t(
+                "ticket.place_chosen", ctx.lang, number=ticket.number,
+                grid=idx.grid_name(ticket.grid_id)))
+            return
+        if res.candidates:
+            ticket.candidates = list(dict.fromkeys([*res.candidates, *ticket.candidates]))
+        from bot import notify
+
+        await actions.set_pending(s, self.deps, ctx, ticket.id, "place")
+        key = "ticket.ask_place" if ticket.candidates else "ticket.ask_place_unknown"
+        await actions.tell_resident(
+            s, ticket, t(key, ctx.lang, number=ticket.number),
+            notify.place_buttons(ticket.id, [(c, idx.label(c)) for c in ticket.candidates],
+                                 ctx.lang) if ticket.candidates else None)
+
+    async def _replied_ticket(self, s: AsyncSession, ib: Inbound) -> int | None:
+        if not ib.reply_to_message_id:
+            return None
+        return await s.scalar(select(SentMessage.ticket_id).where(
+            SentMessage.channel == ib.channel, SentMessage.chat_id == ib.chat_id,
+            SentMessage.message_id == ib.reply_to_message_id))
+
+    async def _remember_private_chat(self, s: AsyncSession, ctx: Ctx) -> None:
+        known = await s.scalar(select(Identity.private_chat_id).where(
+            Identity.channel == ctx.channel, Identity.user_id == ctx.user_id))
+        if known != ctx.chat_id:
+            await onboarding.ensure_identity(s, ctx, private=True, now=self.deps.clock())
+
+    async def on_action(self, ctx: Ctx, action: Action) -> tuple[str, bool]:
+        """A button press -> (short answer for the presser, done). A refusal changes nothing."""
+        try:
+            async with self.deps.sm() as s, s.begin():
+                answer = await actions.act(s, self.deps, ctx, action)
+        except (actions.Refused, TransitionRefused) as no:
+            return (str(no) if isinstance(no, actions.Refused)
+                    else t("worker.not_allowed", ctx.lang)), False
+        self.deps.wake_outbox()
+        return answer, True
+
+    async def on_start(self, ctx: Ctx, payload: str) -> None:
+        """/start in private: plain welcome, an invite code, or following a ticket (t_<number>)."""
+        async with self.deps.sm() as s, s.begin():
+            await onboarding.ensure_identity(s, ctx, private=True, now=self.deps.clock())
+            if payload.startswith("t_"):
+                await queries.follow(s, self.deps, ctx, payload[2:].upper())
+            elif payload:
+                ctx.reply(s, await onboarding.redeem(s, self.deps, ctx, payload))
+            else:
+                ctx.reply(s, t("start.welcome", ctx.lang))
+        self.deps.wake_outbox()
+
+    async def on_bind(self, ctx: Ctx, code: str, title: str) -> bool:
+        async with self.deps.sm() as s, s.begin():
+            answer, ok = await onboarding.bind_chat(s, self.deps, ctx, code, title)
+            ctx.reply(s, answer, reply_to=ctx.message_id)
+        self.deps.wake_outbox()
+        return ok
+
+    async def on_notice(self, ctx: Ctx, text: str) -> None:
+        async with self.deps.sm() as s, s.begin():
+            ctx.reply(s, text)
+        self.deps.wake_outbox()
+
+    async def on_queue(self, ctx: Ctx) -> None:
+        async with self.deps.sm() as s, s.begin():
+            await queries.unrouted_queue(s, self.deps, ctx)
+        self.deps.wake_outbox()
+
+    async def on_help(self, ctx: Ctx) -> None:
+        async with self.deps.sm() as s, s.begin():
+            ctx.reply(s, t("help", ctx.lang))
+        self.deps.wake_outbox()
+
+    async def cancel_pending(self, ctx: Ctx) -> None:
+        async with self.deps.sm() as s, s.begin():
+            await s.execute(delete(PendingInput).where(PendingInput.channel == ctx.channel,
+                                                       PendingInput.user_id == ctx.user_id))

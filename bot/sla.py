@@ -1,0 +1,115 @@
+"""Deadline arithmetic: working hours and days on the mainland calendar (pure functions)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+from models.enums import TicketState as S
+
+log = logging.getLogger(__name__)
+
+TOP_LEVEL = 3  # leader -> community -> command centre
+
+
+@dataclass(frozen=True, slots=True)
+class SlaConfig:
+    tz: ZoneInfo
+    day_start: int = 8
+    day_end: int = 18
+    ack_hours: float = 2.0
+    resolve_work_days: int = 3
+    route_minutes: int = 30
+    confirm_days: int = 3
+    step_hours: float = 4.0
+
+
+@lru_cache(maxsize=4096)
+def is_workday(day: date) -> bool:
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        # the State Council publishes each year's adjusted days late in the year before;
+        # until the package knows that year, fall back to Monday-Friday
+        log.warning("no holiday data for %s; treating Mon-Fri as workdays", day.year)
+        return day.weekday() < 5
+
+
+def add_work_hours(start: datetime, hours: float, cfg: SlaConfig) -> datetime:
+    """`hours` of working time after `start`, counting only working hours of workdays."""
+    local = start.astimezone(cfg.tz)
+    remaining = timedelta(hours=hours)
+    day = local.date()
+    cursor = local
+    while True:
+        open_at = datetime.combine(day, time(cfg.day_start), cfg.tz)
+        close_at = datetime.combine(day, time(cfg.day_end), cfg.tz)
+        if is_workday(day) and cursor < close_at:
+            begin = max(cursor, open_at)
+            if begin + remaining <= close_at:
+                return (begin + remaining).astimezone(start.tzinfo)
+            remaining -= close_at - begin
+        day += timedelta(days=1)
+        cursor = datetime.combine(day, time(0), cfg.tz)
+
+
+def add_work_days(start: datetime, days: int, cfg: SlaConfig) -> datetime:
+    """End of the working day `days` workdays after `start`'s day."""
+    day = start.astimezone(cfg.tz).date()
+    counted = 0
+    while counted < days:
+        day += timedelta(days=1)
+        if is_workday(day):
+            counted += 1
+    return datetime.combine(day, time(cfg.day_end), cfg.tz).astimezone(start.tzinfo)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    route_due_at: datetime | None
+    ack_due_at: datetime | None
+    resolve_due_at: datetime | None
+    confirm_due_at: datetime | None
+    escalation_at: datetime | None
+
+
+def phase_due(
+    state: S,
+    route_due_at: datetime | None,
+    ack_due_at: datetime | None,
+    resolve_due_at: datetime | None,
+    confirm_due_at: datetime | None,
+) -> datetime | None:
+    if state == S.REPORTED:
+        return route_due_at
+    if state in (S.ASSIGNED, S.REOPENED):
+        return ack_due_at
+    if state in (S.ACKNOWLEDGED, S.IN_PROGRESS):
+        return resolve_due_at
+    if state == S.RESOLVED:
+        return confirm_due_at
+    return None
+
+
+def next_escalation(
+    due: datetime | None,
+    state: S,
+    level: int,
+    last_escalated_at: datetime | None,
+    cfg: SlaConfig,
+) -> datetime | None:
+    """When the sweeper must next look at a ticket: the phase deadline, then one rung per step."""
+    if due is None:
+        return None
+    if state in (S.REPORTED, S.RESOLVED):
+        return due  # one-shot: unrouted queue, auto-close
+    if last_escalated_at is None or last_escalated_at < due:
+        return due
+    if level >= TOP_LEVEL:
+        return None
+    return last_escalated_at + timedelta(hours=cfg.step_hours)

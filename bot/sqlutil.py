@@ -1,0 +1,15 @@
+"""Dialect-aware upserts (SQLite and PostgreSQL both speak ON CONFLICT)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def insert_for(session: AsyncSession, table: Table | Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    mod = postgresql if dialect == "postgresql" else sqlite
+    return mod.insert(table)

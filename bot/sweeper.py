@@ -1,0 +1,83 @@
+"""Acts on deadlines: unrouted queue, escalation ladder, auto-close. Reads an index only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import actions
+from bot.deps import Deps
+from bot.lifecycle import SYSTEM, escalate, record, refresh_escalation, transition
+from bot.notify import local
+from bot.texts import t
+from models.enums import StaffRole
+from models.enums import TicketState as S
+from models.tickets import Ticket
+
+log = logging.getLogger(__name__)
+
+LADDER = {1: StaffRole.LEADER, 2: StaffRole.COORDINATOR, 3: StaffRole.CENTRE}
+
+
+async def sweep_once(deps: Deps, limit: int = 100) -> int:
+    now = deps.clock()
+    async with deps.sm() as s, s.begin():
+        q = (select(Ticket).where(Ticket.escalation_at <= now)
+             .order_by(Ticket.escalation_at).limit(limit))
+        if s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        due = list((await s.scalars(q)).all())
+        for ticket in due:
+            await _act(s, deps, ticket)
+    if due:
+        deps.wake_outbox()
+    return len(due)
+
+
+async def _act(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
+    now = deps.clock()
+    state = S(ticket.state)
+    if state == S.REPORTED:
+        await actions.to_unrouted(s, deps, ticket)
+        return
+    if state == S.RESOLVED:
+        transition(s, ticket, S.CLOSED, SYSTEM, now=now, cfg=deps.sla, note="no rating")
+        await actions.tell_resident(s, ticket, t("resident.auto_closed", "zh",
+                                                 number=ticket.number))
+        return
+    if state not in actions.ACTIVE:
+        ticket.escalation_at = None
+        return
+    ack_phase = state in (S.ASSIGNED, S.REOPENED)
+    due = ticket.ack_due_at if ack_phase else ticket.resolve_due_at
+    level = escalate(ticket, now, deps.sla)
+    record(s, ticket, SYSTEM, "escalate", now=now, note=f"level {level}")
+    key = "escalate.ack" if ack_phase else "escalate.resolve"
+    grid = deps.county.index.grid_name(ticket.grid_id)
+    sent = 0
+    for rung in range(level, 4):
+        # a rung with nobody on it passes the alert up the ladder
+        sent = await actions.tell_staff(s, deps, LADDER[rung], ticket, key, grid=grid,
+                                        due=local(due, deps.sla.tz))
+        if sent:
+            break
+    if not sent:
+        log.warning("escalation of %s reached nobody", ticket.number)
+    refresh_escalation(ticket, deps.sla)
+
+
+async def run_sweeper(deps: Deps, stop: asyncio.Event, every: float) -> None:
+    while not stop.is_set():
+        try:
+            for _ in range(50):  # bounded: a backlog drains over a few ticks, never spins
+                if await sweep_once(deps) == 0:
+                    break
+        except Exception:
+            log.exception("sweep failed; will retry")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except TimeoutError:
+            pass

@@ -1,0 +1,238 @@
+"""Every user-facing string. zh_CN is the default; en is kept in step, key for key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ZH: dict[str, str] = {
+    # intake
+    "ticket.received": "已受理，工单号 {number}。已派给{grid}网格员处理，办理进度会及时告诉您。",
+    "ticket.received_follow": "私聊我可随时查看进度：{link}",
+    "ticket.ask_place": "已受理，工单号 {number}。请问是在哪个位置？点下面的地点，或发送位置。",
+    "ticket.ask_place_unknown": "已受理，工单号 {number}。没能确定具体位置，请回复小区/街道名称和楼号，或发送位置。",
+    "ticket.place_chosen": "好的，工单 {number} 已派给{grid}网格员。",
+    "ticket.unrouted": "工单 {number} 暂未确定网格，已转社区工作人员处理。",
+    "ticket.duplicate_media": "已把照片补充到工单 {number}。",
+    "btn.share_location": "📍 发送位置",
+    "btn.other_place": "都不是",
+    # worker card
+    "card.title": "【新工单】{number}",
+    "card.body": (
+        "类别：{category}\n地点：{place}\n内容：{text}\n报事人：{reporter}\n"
+        "接单时限：{ack_due}\n办结时限：{resolve_due}"
+    ),
+    "card.reopened": "【重新派单】{number}（居民不满意）",
+    "card.transferred": "【转派工单】{number}",
+    "btn.ack": "接单",
+    "btn.resolve": "办结",
+    "btn.return": "退回",
+    "btn.transfer": "转派",
+    "btn.category": "改类别",
+    "btn.cancel": "取消",
+    "worker.acked": "已接单：{number}。直接回复这条工单消息可补充进展。",
+    "worker.ask_resolution": "请发送办结说明（可附一张照片）。发送“取消”放弃。",
+    "worker.ask_return_reason": "请说明退回原因。发送“取消”放弃。",
+    "worker.resolved": "已办结：{number}，等待居民确认。",
+    "worker.returned": "已退回：{number}。",
+    "worker.progress_saved": "进展已记录：{number}。",
+    "worker.choose_grid": "转派到哪个网格？",
+    "worker.transferred": "已转派：{number} → {grid}。",
+    "worker.choose_category": "选择类别：",
+    "worker.category_set": "类别已改为：{category}。",
+    "worker.cancelled": "已取消。",
+    "worker.not_allowed": "抱歉，您无权处理这张工单。",
+    "worker.stale": "这张工单的状态已变化（当前：{state}），操作未执行。",
+    "worker.no_worker": "（{grid}网格暂无网格员，已通知社区）",
+    # resident updates
+    "resident.acked": "您的工单 {number} 已由网格员{worker}接单。",
+    "resident.progress": "工单 {number} 有新进展：{note}",
+    "resident.resolved": "工单 {number} 已办结：{note}\n请确认并评价：",
+    "resident.transferred": "工单 {number} 已转由{grid}网格处理。",
+    "resident.returned_wait": "工单 {number} 正在重新分派，请稍候。",
+    "resident.thanks": "感谢评价！工单 {number} 已结案。",
+    "resident.reopened": "收到，工单 {number} 已重新派单处理。",
+    "resident.auto_closed": "工单 {number} 办结后未收到评价，已自动结案。",
+    "resident.rejected": "工单 {number} 不予受理：{note}",
+    "btn.satisfied": "满意",
+    "btn.fairly": "基本满意",
+    "btn.unsatisfied": "不满意",
+    # queries
+    "my.none": "您还没有报过事。",
+    "my.header": "您的工单：",
+    "my.line": "{number}｜{state}｜{text}",
+    "status.line": "工单 {number}\n状态：{state}\n网格：{grid}\n类别：{category}\n内容：{text}",
+    "status.not_found": "没有找到工单 {number}。",
+    "status.not_yours": "只能查询您自己报的工单。",
+    # leaders / coordinators
+    "leader.reopened": "【督办】工单 {number} 居民不满意，已重新派给{worker}。",
+    "coord.unrouted": "【待分派】工单 {number} 未能确定网格：{text}",
+    "coord.returned": "【退回】工单 {number} 被{worker}退回：{note}",
+    "coord.no_worker": "【待分派】{grid}网格没有绑定网格员，工单 {number} 无人接收。",
+    "coord.queue_empty": "待分派队列为空。",
+    "coord.queue_header": "待分派工单：",
+    "coord.assign_to": "派给哪个网格？",
+    "coord.assigned": "已派单：{number} → {grid}。",
+    "escalate.ack": "【超时未接单】工单 {number}（{grid}），时限 {due}。",
+    "escalate.resolve": "【超时未办结】工单 {number}（{grid}），时限 {due}。",
+    "outbox.dead_letter": "【消息发送失败】发给 {chat} 的消息多次发送失败，已停止重试：{text}",
+    # onboarding / admin
+    "start.welcome": "您好，我是网格报事助手。直接发送要反映的问题（可附照片、位置），我会转给所在网格的网格员。",
+    "start.follow": "已关注工单 {number}，有进展会私聊告诉您。",
+    "start.bound": "绑定成功：您现在是 {scope} 的{role}。",
+    "start.bad_code": "邀请码无效或已过期，请联系社区重新获取。",
+    "bind.ok": "本群已绑定到 {scope}。群里@我、回复我，或以“报事”开头的消息会生成工单。",
+    "bind.usage": "用法：/bind 网格编号或社区编号，例如 /bind FN-02",
+    "bind.unknown": "没有找到编号 {code}。",
+    "bind.not_allowed": "只有社区工作人员或指挥中心可以绑定群。",
+    "bind.privacy": (
+        "注意：我现在看不到群里的普通消息。请在 BotFather 关闭隐私模式（/setprivacy → Disable）"
+        "后把我移出再拉回群，或把我设为群管理员。"
+    ),
+    "role.worker": "网格员",
+    "role.leader": "网格长",
+    "role.coordinator": "社区工作人员",
+    "role.centre": "指挥中心工作人员",
+    "help": (
+        "直接发送问题即可报事（群里请@我或以“报事”开头）。\n"
+        "/my 我的工单　发送工单号查询进度"
+    ),
+    "error.generic": "抱歉，刚才没处理成功，请稍后再试。",
+    "error.too_long": "内容太长了，已截取前 {limit} 字受理。",
+    "state.reported": "已受理",
+    "state.assigned": "已派单",
+    "state.acknowledged": "已接单",
+    "state.in_progress": "处理中",
+    "state.resolved": "已办结，待确认",
+    "state.closed": "已结案",
+    "state.rejected": "不予受理",
+    "state.returned": "已退回，待重新分派",
+    "state.reopened": "重新处理中",
+    "unrouted": "待分派",
+}
+
+EN: dict[str, str] = {
+    "ticket.received": "Received, ticket {number}. Sent to the {grid} grid worker; we'll keep you posted.",
+    "ticket.received_follow": "Follow it privately: {link}",
+    "ticket.ask_place": "Received, ticket {number}. Where is it? Tap a place below or share a location.",
+    "ticket.ask_place_unknown": (
+        "Received, ticket {number}. We couldn't tell where; reply with the compound/street and "
+        "building number, or share a location."
+    ),
+    "ticket.place_chosen": "Thanks, ticket {number} went to the {grid} grid worker.",
+    "ticket.unrouted": "Ticket {number} has no grid yet; community staff will handle it.",
+    "ticket.duplicate_media": "Photos added to ticket {number}.",
+    "btn.share_location": "📍 Share location",
+    "btn.other_place": "None of these",
+    "card.title": "[New ticket] {number}",
+    "card.body": (
+        "Category: {category}\nPlace: {place}\nText: {text}\nReporter: {reporter}\n"
+        "Acknowledge by: {ack_due}\nResolve by: {resolve_due}"
+    ),
+    "card.reopened": "[Reassigned] {number} (resident not satisfied)",
+    "card.transferred": "[Transferred] {number}",
+    "btn.ack": "Acknowledge",
+    "btn.resolve": "Resolve",
+    "btn.return": "Return",
+    "btn.transfer": "Transfer",
+    "btn.category": "Category",
+    "btn.cancel": "Cancel",
+    "worker.acked": "Acknowledged: {number}. Reply to this card to post progress.",
+    "worker.ask_resolution": "Send a resolution note (a photo is optional). Send 'cancel' to stop.",
+    "worker.ask_return_reason": "Why are you returning it? Send 'cancel' to stop.",
+    "worker.resolved": "Resolved: {number}; waiting for the resident.",
+    "worker.returned": "Returned: {number}.",
+    "worker.progress_saved": "Progress saved: {number}.",
+    "worker.choose_grid": "Transfer to which grid?",
+    "worker.transferred": "Transferred: {number} → {grid}.",
+    "worker.choose_category": "Choose a category:",
+    "worker.category_set": "Category set to {category}.",
+    "worker.cancelled": "Cancelled.",
+    "worker.not_allowed": "Sorry, you can't act on this ticket.",
+    "worker.stale": "This ticket has changed (now: {state}); nothing was done.",
+    "worker.no_worker": "(the {grid} grid has no worker yet; community staff were told)",
+    "resident.acked": "Your ticket {number} was acknowledged by {worker}.",
+    "resident.progress": "Ticket {number} update: {note}",
+    "resident.resolved": "Ticket {number} resolved: {note}\nPlease confirm and rate:",
+    "resident.transferred": "Ticket {number} is now handled by the {grid} grid.",
+    "resident.returned_wait": "Ticket {number} is being reassigned.",
+    "resident.thanks": "Thank you! Ticket {number} is closed.",
+    "resident.reopened": "Got it, ticket {number} was reopened and reassigned.",
+    "resident.auto_closed": "Ticket {number} was closed with no rating given.",
+    "resident.rejected": "Ticket {number} was not accepted: {note}",
+    "btn.satisfied": "Satisfied",
+    "btn.fairly": "Fairly satisfied",
+    "btn.unsatisfied": "Not satisfied",
+    "my.none": "You have no tickets yet.",
+    "my.header": "Your tickets:",
+    "my.line": "{number} | {state} | {text}",
+    "status.line": "Ticket {number}\nState: {state}\nGrid: {grid}\nCategory: {category}\nText: {text}",
+    "status.not_found": "No ticket {number}.",
+    "status.not_yours": "You can only look up your own tickets.",
+    "leader.reopened": "[Escalation] Ticket {number}: resident not satisfied; reassigned to {worker}.",
+    "coord.unrouted": "[Unrouted] Ticket {number} has no grid: {text}",
+    "coord.returned": "[Returned] Ticket {number} returned by {worker}: {note}",
+    "coord.no_worker": "[Unrouted] The {grid} grid has no worker bound; ticket {number} waits.",
+    "coord.queue_empty": "The unrouted queue is empty.",
+    "coord.queue_header": "Unrouted tickets:",
+    "coord.assign_to": "Assign to which grid?",
+    "coord.assigned": "Assigned: {number} → {grid}.",
+    "escalate.ack": "[Not acknowledged] Ticket {number} ({grid}), due {due}.",
+    "escalate.resolve": "[Not resolved] Ticket {number} ({grid}), due {due}.",
+    "outbox.dead_letter": "[Delivery failed] A message to {chat} failed repeatedly and was dropped: {text}",
+    "start.welcome": (
+        "Hello, I'm the grid report assistant. Send me the problem (photos and a location "
+        "welcome) and I'll pass it to the grid worker."
+    ),
+    "start.follow": "Following ticket {number}; updates will come here.",
+    "start.bound": "Done: you are now {role} of {scope}.",
+    "start.bad_code": "This invite code is invalid or expired; ask your community for a new one.",
+    "bind.ok": (
+        "This group is bound to {scope}. Messages that mention me, reply to me or start with "
+        "'报事' become tickets."
+    ),
+    "bind.usage": "Usage: /bind <grid or community code>, e.g. /bind FN-02",
+    "bind.unknown": "No grid or community with code {code}.",
+    "bind.not_allowed": "Only community staff or the command centre can bind a group.",
+    "bind.privacy": (
+        "Note: I can't see ordinary group messages. In BotFather turn privacy mode off "
+        "(/setprivacy → Disable) and re-add me, or make me a group admin."
+    ),
+    "role.worker": "grid worker",
+    "role.leader": "grid leader",
+    "role.coordinator": "community staff",
+    "role.centre": "command centre staff",
+    "help": "Send a problem to report it (in groups, mention me or start with 报事).\n/my your tickets",
+    "error.generic": "Sorry, that didn't work; please try again shortly.",
+    "error.too_long": "That was long; the first {limit} characters were taken.",
+    "state.reported": "received",
+    "state.assigned": "assigned",
+    "state.acknowledged": "acknowledged",
+    "state.in_progress": "in progress",
+    "state.resolved": "resolved, awaiting you",
+    "state.closed": "closed",
+    "state.rejected": "not accepted",
+    "state.returned": "returned, being reassigned",
+    "state.reopened": "reopened",
+    "unrouted": "unrouted",
+}
+
+CATEGORY_EN = {
+    "环境卫生": "Sanitation",
+    "市政设施": "Municipal facilities",
+    "安全隐患": "Safety hazard",
+    "矛盾纠纷": "Dispute",
+    "噪音扰民": "Noise",
+    "物业服务": "Property services",
+    "其他": "Other",
+}
+
+_TABLES = {"zh": ZH, "en": EN}
+
+
+def t(key: str, lang: str = "zh", **kw: Any) -> str:
+    table = _TABLES.get(lang, ZH)
+    return table.get(key, ZH[key]).format(**kw)
+
+
+def category_label(category: str, lang: str = "zh") -> str:
+    return CATEGORY_EN.get(category, category) if lang == "en" else category

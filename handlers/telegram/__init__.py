@@ -1,0 +1,1 @@
+"""Telegram through aiogram 3: routers, the sender, polling and webhook runners."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy 2 typed models. Import `models.all` to register every table."""

@@ -1,0 +1,37 @@
+"""Import every model so `Base.metadata` knows all tables (Alembic, tests)."""
+
+from models.base import Base
+from models.county import Boundary, Community, CountyMeta, Grid, Place
+from models.people import ChatBinding, Identity, Invite, Person, StaffAssignment
+from models.tickets import (
+    Attachment,
+    DayCounter,
+    InboundLog,
+    Outbox,
+    PendingInput,
+    SentMessage,
+    Ticket,
+    TicketEvent,
+)
+
+__all__ = [
+    "Attachment",
+    "Base",
+    "Boundary",
+    "ChatBinding",
+    "Community",
+    "CountyMeta",
+    "DayCounter",
+    "Grid",
+    "Identity",
+    "InboundLog",
+    "Invite",
+    "Outbox",
+    "PendingInput",
+    "Person",
+    "Place",
+    "SentMessage",
+    "StaffAssignment",
+    "Ticket",
+    "TicketEvent",
+]

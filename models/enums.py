@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TicketState(StrEnum):
+    REPORTED = "reported"
+    ASSIGNED = "assigned"
+    ACKNOWLEDGED = "acknowledged"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    RETURNED = "returned"
+    REOPENED = "reopened"
+
+
+OPEN_STATES = frozenset(
+    {
+        TicketState.REPORTED,
+        TicketState.ASSIGNED,
+        TicketState.ACKNOWLEDGED,
+        TicketState.IN_PROGRESS,
+        TicketState.RETURNED,
+        TicketState.REOPENED,
+    }
+)
+
+
+class Role(StrEnum):
+    """Who an actor is *relative to one ticket*; decided on the server."""
+
+    RESIDENT = "resident"  # the ticket's reporter
+    WORKER = "worker"  # the ticket's assignee
+    LEADER = "leader"  # leader of the ticket's grid
+    COORDINATOR = "coordinator"  # coordinator of the ticket's community
+    CENTRE = "centre"  # county command centre
+    SYSTEM = "system"  # router, sweeper
+
+
+class StaffRole(StrEnum):
+    """A standing role a person holds (what an invite grants)."""
+
+    WORKER = "worker"
+    LEADER = "leader"
+    COORDINATOR = "coordinator"
+    CENTRE = "centre"
+
+
+class Channel(StrEnum):
+    TELEGRAM = "telegram"
+    CONSOLE = "console"
+    WECHAT = "wechat"
+    WECOM = "wecom"
+    BRIDGE = "bridge"
+
+
+class ChatKind(StrEnum):
+    PRIVATE = "private"
+    GROUP = "group"
+
+
+class RouteStatus(StrEnum):
+    ROUTED = "routed"
+    AMBIGUOUS = "ambiguous"
+    UNKNOWN = "unknown"
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "satisfied"
+    FAIRLY = "fairly"
+    UNSATISFIED = "unsatisfied"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+    COALESCED = "coalesced"
+
+
+class Category(StrEnum):
+    SANITATION = "环境卫生"
+    MUNICIPAL = "市政设施"
+    SAFETY = "安全隐患"
+    DISPUTE = "矛盾纠纷"
+    NOISE = "噪音扰民"
+    PROPERTY = "物业服务"
+    OTHER = "其他"
