@@ -1,0 +1,518 @@
+"""Read and validate a county directory into plain dataclasses (no database, no routing).
+
+The directory holds `grids.yaml`, `places.csv` or `places.xlsx`, and optionally
+`boundaries.geojson` (format: config/sample/README.md). Every problem found is collected and
+raised together as one `CountyFileError`, each naming the file, the row (CSV/XLSX row, YAML
+line, or GeoJSON feature number) and the reason, so an import either takes everything or nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.routing.datum import gcj02_to_wgs84
+from bot.routing.normalize import normalize
+from bot.routing.numbers import NumberRange, NumberSpecError, format_ranges, parse_ranges
+
+GRIDS_FILE = "grids.yaml"
+PLACES_CSV = "places.csv"
+PLACES_XLSX = "places.xlsx"
+BOUNDARIES_FILE = "boundaries.geojson"
+
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_PHONE_STRIP = re.compile(r"[\s()+-]")
+_COMMUNITY_KEYS = {"code", "name", "grids"}
+_GRID_KEYS = {"code", "name", "workers", "leader", "micro_grids"}
+_HEADERS = {
+    "grid": "grid", "网格": "grid", "网格编码": "grid", "网格代码": "grid",
+    "place": "place", "地点": "place", "地名": "place", "名称": "place",
+    "aliases": "aliases", "别名": "aliases",
+    "kind": "kind", "类型": "kind", "类别": "kind",
+    "numbers": "numbers", "门牌": "numbers", "号段": "numbers", "楼号": "numbers",
+}  # fmt: skip
+MIN_KEY_LEN = 2  # a one-character name would match inside ordinary words
+
+
+@dataclass(frozen=True)
+class Staff:
+    name: str
+    phone: str = ""  # digits only, "" when not given
+
+
+@dataclass(frozen=True)
+class CommunityData:
+    code: str
+    name: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GridData:
+    code: str
+    name: str
+    community: str  # community code
+    workers: tuple[Staff, ...] = ()
+    leader: Staff | None = None
+    micro_grids: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlaceRow:
+    grid: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    kind: str = ""
+    ranges: tuple[NumberRange, ...] = ()
+    row: int = 0  # source row, 0 when loaded from the database
+
+    @property
+    def numbers(self) -> str:
+        return format_ranges(self.ranges)
+
+
+@dataclass(frozen=True)
+class BoundaryData:
+    grid: str
+    geometry: dict[str, Any]  # GeoJSON Polygon/MultiPolygon, WGS-84
+    source_datum: str = "wgs84"
+
+
+@dataclass(frozen=True)
+class CountyData:
+    name: str
+    communities: tuple[CommunityData, ...]
+    grids: tuple[GridData, ...]
+    places: tuple[PlaceRow, ...]
+    boundaries: tuple[BoundaryData, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    row: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f" row {self.row}" if self.row else ""
+        return f"{self.file}{where}: {self.reason}"
+
+
+class CountyFileError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        shown = "\n".join(f"  {p}" for p in problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"{len(problems)} problem(s) in county files:\n{shown}{more}")
+
+
+# --- grids.yaml ---------------------------------------------------------------------------
+
+
+class _LineDict(dict[str, Any]):
+    line: int = 0
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+    d = _LineDict(loader.construct_mapping(node, deep=True))
+    d.line = node.start_mark.line + 1
+    return d
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line(obj: object) -> int | None:
+    return obj.line if isinstance(obj, _LineDict) else None
+
+
+def _text(v: object) -> str:
+    return "" if v is None else str(v).strip()
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    # YAML may hold dates and other types the JSON column cannot store
+    return json.loads(json.dumps(dict(d), ensure_ascii=False, default=str))
+
+
+class _Grids:
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        self.communities: list[CommunityData] = []
+        self.grids: list[GridData] = []
+        self._codes: dict[str, int | None] = {}
+        self._phones: dict[str, tuple[str, str]] = {}  # phone -> (name, grid)
+
+    def err(self, where: object, reason: str) -> None:
+        self.problems.append(Problem(GRIDS_FILE, _line(where), reason))
+
+    def code(self, obj: dict[str, Any], what: str) -> str | None:
+        code = _text(obj.get("code"))
+        if not code:
+            self.err(obj, f"{what} without a code")
+            return None
+        if not _CODE.match(code):
+            self.err(obj, f"{what} code {code!r}: use letters, digits, '-', '_' (at most 32)")
+            return None
+        if code.upper() in self._codes:
+            first = self._codes[code.upper()]
+            self.err(obj, f"{what} code {code!r} is used twice (first at line {first})")
+            return None
+        self._codes[code.upper()] = _line(obj)
+        return code
+
+    def staff(self, obj: object, grid: str, what: str) -> Staff | None:
+        if not isinstance(obj, dict):
+            self.err(obj, f"grid {grid}: {what} must be a mapping with name and phone")
+            return None
+        name = _text(obj.get("name"))
+        if not name:
+            self.err(obj, f"grid {grid}: {what} without a name")
+            return None
+        phone = _PHONE_STRIP.sub("", _text(obj.get("phone")))
+        if phone and not (phone.isdigit() and 7 <= len(phone) <= 15):
+            self.err(obj, f"grid {grid}: {what} {name}: phone {obj.get('phone')!r} is not a number")
+            return None
+        if phone:
+            # one phone is one person on import, so two names on it is a typo somewhere
+            first = self._phones.setdefault(phone, (name, grid))
+            if first[0] != name:
+                self.err(obj, f"grid {grid}: {what} {name} has the phone of {first[0]} "
+                         f"({first[1]})")
+                return None
+        return Staff(name=name, phone=phone)
+
+    def grid(self, obj: object, community: str) -> None:
+        if not isinstance(obj, dict):
+            self.err(obj, f"community {community}: each grid must be a mapping")
+            return
+        code = self.code(obj, "grid")
+        name = _text(obj.get("name"))
+        if code and not name:
+            self.err(obj, f"grid {code} without a name")
+        if not code or not name:
+            return
+        workers_raw = obj.get("workers") or []
+        if not isinstance(workers_raw, list):
+            self.err(obj, f"grid {code}: workers must be a list")
+            workers_raw = []
+        workers: list[Staff] = []
+        for w in workers_raw:
+            s = self.staff(w, code, "worker")
+            if s and s not in workers:
+                workers.append(s)
+        leader = None
+        if obj.get("leader") is not None:
+            leader = self.staff(obj["leader"], code, "leader")
+        micro: list[str] = []
+        micro_raw = obj.get("micro_grids") or []
+        if not isinstance(micro_raw, list):
+            self.err(obj, f"grid {code}: micro_grids must be a list")
+            micro_raw = []
+        for m in micro_raw:
+            label = _text(m.get("name")) if isinstance(m, dict) else _text(m)
+            if label:
+                micro.append(label)
+        extra = _jsonable({k: v for k, v in obj.items() if k not in _GRID_KEYS})
+        self.grids.append(
+            GridData(code, name, community, tuple(workers), leader, tuple(micro), extra)
+        )
+
+    def community(self, obj: object) -> None:
+        if not isinstance(obj, dict):
+            self.err(obj, "each community must be a mapping with code, name, grids")
+            return
+        code = self.code(obj, "community")
+        name = _text(obj.get("name"))
+        if code and not name:
+            self.err(obj, f"community {code} without a name")
+        if not code or not name:
+            return
+        extra = _jsonable({k: v for k, v in obj.items() if k not in _COMMUNITY_KEYS})
+        self.communities.append(CommunityData(code, name, extra))
+        grids = obj.get("grids") or []
+        if not isinstance(grids, list):
+            self.err(obj, f"community {code}: grids must be a list")
+            return
+        for g in grids:
+            self.grid(g, code)
+
+
+def _read_grids(path: Path, problems: list[Problem]) -> tuple[str, _Grids]:
+    g = _Grids(problems)
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problems.append(Problem(GRIDS_FILE, mark.line + 1 if mark else None, f"bad YAML: {e}"))
+        return "", g
+    if not isinstance(doc, dict):
+        problems.append(Problem(GRIDS_FILE, None, "expected a mapping with name and communities"))
+        return "", g
+    name = _text(doc.get("name"))
+    if not name:
+        g.err(doc, "the county has no name")
+    communities = doc.get("communities")
+    if not isinstance(communities, list) or not communities:
+        g.err(doc, "communities must be a non-empty list")
+        return name, g
+    for c in communities:
+        g.community(c)
+    return name, g
+
+
+# --- places.csv / places.xlsx -------------------------------------------------------------
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030")  # Excel on Chinese Windows saves CSV as GBK
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return _text(v)
+
+
+def _xlsx_rows(path: Path) -> list[list[str]]:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        ws = wb["places"] if "places" in wb.sheetnames else wb.worksheets[0]
+        return [[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
+    finally:
+        wb.close()
+
+
+def _split_aliases(cell: str) -> list[str]:
+    return [a.strip() for a in re.split(r"[|｜]", cell) if a.strip()]
+
+
+def _read_places(
+    path: Path, grid_codes: set[str], problems: list[Problem]
+) -> list[PlaceRow]:
+    fname = path.name
+    try:
+        rows = _xlsx_rows(path) if path.suffix == ".xlsx" else _csv_rows(path)
+    except Exception as e:  # a corrupt sheet can raise almost anything from openpyxl
+        problems.append(Problem(fname, None, f"cannot read: {e}"))
+        return []
+    if not rows:
+        problems.append(Problem(fname, None, "empty file"))
+        return []
+    header = [_HEADERS.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
+    col = {h: i for i, h in enumerate(header) if h in _HEADERS.values()}
+    missing = [c for c in ("grid", "place") if c not in col]
+    if missing:
+        problems.append(Problem(fname, 1, f"missing column(s): {', '.join(missing)}"))
+        return []
+
+    def get(r: list[str], key: str) -> str:
+        i = col.get(key)
+        return r[i].strip() if i is not None and i < len(r) and r[i] else ""
+
+    out: list[PlaceRow] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for n, r in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in r if c):
+            continue
+        grid, name = get(r, "grid"), get(r, "place")
+        bad = len(problems)
+        if not grid:
+            problems.append(Problem(fname, n, "no grid"))
+        elif grid not in grid_codes:
+            problems.append(Problem(fname, n, f"unknown grid {grid!r} (not in {GRIDS_FILE})"))
+        if not name:
+            problems.append(Problem(fname, n, "no place name"))
+        elif len(normalize(name)) < MIN_KEY_LEN:
+            problems.append(Problem(fname, n, f"place name {name!r} is too short to match"))
+        aliases = []
+        for a in _split_aliases(get(r, "aliases")):
+            if len(normalize(a)) < MIN_KEY_LEN:
+                problems.append(Problem(fname, n, f"alias {a!r} is too short to match"))
+            elif normalize(a) != normalize(name) and a not in aliases:
+                aliases.append(a)
+        try:
+            ranges = parse_ranges(get(r, "numbers"))
+        except NumberSpecError as e:
+            problems.append(Problem(fname, n, str(e)))
+            ranges = ()
+        if len(problems) > bad:
+            continue
+        key = (grid, normalize(name), format_ranges(ranges))
+        if key in seen:
+            problems.append(Problem(fname, n, f"duplicate of row {seen[key]}"))
+            continue
+        seen[key] = n
+        out.append(PlaceRow(grid, name, tuple(aliases), get(r, "kind"), ranges, n))
+    _check_overlaps(fname, out, problems)
+    return out
+
+
+def _check_overlaps(fname: str, rows: list[PlaceRow], problems: list[Problem]) -> None:
+    by_place: dict[str, list[PlaceRow]] = {}
+    for p in rows:
+        by_place.setdefault(normalize(p.name), []).append(p)
+    for group in by_place.values():
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                if a.grid == b.grid:
+                    continue
+                for ra in a.ranges:
+                    clash = next((rb for rb in b.ranges if ra.overlaps(rb)), None)
+                    if clash is not None:
+                        problems.append(Problem(fname, b.row, (
+                            f"{b.name} {clash} ({b.grid}) overlaps {ra} ({a.grid}) of row {a.row}"
+                        )))
+                        break
+
+
+# --- boundaries.geojson -------------------------------------------------------------------
+
+
+def _map_coords(coords: Any, fn: Any) -> Any:
+    if coords and isinstance(coords[0], int | float):
+        return fn(coords)
+    return [_map_coords(c, fn) for c in coords]
+
+
+def _points(coords: Any) -> list[list[float]]:
+    if coords and isinstance(coords[0], int | float):
+        return [coords]
+    return [p for c in coords for p in _points(c)]
+
+
+def _gcj_to_wgs(pt: list[float]) -> list[float]:
+    lat, lon = gcj02_to_wgs84(float(pt[1]), float(pt[0]))
+    return [round(lon, 8), round(lat, 8)]
+
+
+def _read_boundary(
+    i: int, feat: object, grid_codes: set[str], seen: dict[str, int], problems: list[Problem]
+) -> BoundaryData | None:
+    from shapely.geometry import shape
+    from shapely.validation import explain_validity
+
+    def err(reason: str) -> None:
+        problems.append(Problem(BOUNDARIES_FILE, i, reason))
+
+    if not isinstance(feat, dict) or feat.get("type") != "Feature":
+        err("not a GeoJSON Feature")
+        return None
+    props = feat.get("properties") or {}
+    geom = feat.get("geometry") or {}
+    grid = _text(props.get("grid"))
+    datum = _text(props.get("datum") or "wgs84").lower().replace("-", "")
+    if not grid:
+        err("properties.grid missing")
+        return None
+    if grid not in grid_codes:
+        err(f"unknown grid {grid!r} (not in {GRIDS_FILE})")
+        return None
+    if grid in seen:
+        err(f"grid {grid} already has a boundary (feature {seen[grid]})")
+        return None
+    if datum not in ("wgs84", "gcj02"):
+        err(f"datum {props.get('datum')!r}: expected wgs84 or gcj02")
+        return None
+    if geom.get("type") not in ("Polygon", "MultiPolygon"):
+        err(f"grid {grid}: geometry must be Polygon or MultiPolygon, not {geom.get('type')}")
+        return None
+    try:
+        pts = _points(geom["coordinates"])
+        if not pts or any(len(p) < 2 for p in pts):
+            raise ValueError("empty or short positions")
+        if all(15 <= p[0] <= 56 and 70 <= p[1] <= 140 for p in pts):
+            err(f"grid {grid}: coordinates look like [lat, lon]; GeoJSON wants [lon, lat]")
+            return None
+        if any(not (-180 <= p[0] <= 180 and -90 <= p[1] <= 90) for p in pts):
+            err(f"grid {grid}: coordinates out of range")
+            return None
+        coords = geom["coordinates"]
+        if datum == "gcj02":
+            coords = _map_coords(coords, _gcj_to_wgs)
+        else:
+            coords = _map_coords(coords, lambda p: [float(p[0]), float(p[1])])
+        wgs = {"type": geom["type"], "coordinates": coords}
+        s = shape(wgs)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        err(f"grid {grid}: malformed coordinates ({e})")
+        return None
+    if s.is_empty or not s.is_valid:
+        err(f"grid {grid}: invalid polygon ({explain_validity(s)})")
+        return None
+    seen[grid] = i
+    return BoundaryData(grid, wgs, datum)
+
+
+def _read_boundaries(
+    path: Path, grid_codes: set[str], problems: list[Problem]
+) -> list[BoundaryData]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        problems.append(Problem(BOUNDARIES_FILE, getattr(e, "lineno", None), f"bad JSON: {e}"))
+        return []
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        problems.append(Problem(BOUNDARIES_FILE, None, "expected a GeoJSON FeatureCollection"))
+        return []
+    seen: dict[str, int] = {}
+    out = []
+    for i, feat in enumerate(doc.get("features") or [], start=1):
+        b = _read_boundary(i, feat, grid_codes, seen, problems)
+        if b:
+            out.append(b)
+    return out
+
+
+# --- the directory ------------------------------------------------------------------------
+
+
+def load_county_dir(directory: Path | str) -> CountyData:
+    """Parse and validate a county directory; raise CountyFileError listing every problem."""
+    d = Path(directory)
+    problems: list[Problem] = []
+    if not (d / GRIDS_FILE).is_file():
+        raise CountyFileError([Problem(GRIDS_FILE, None, f"not found in {d}")])
+    name, g = _read_grids(d / GRIDS_FILE, problems)
+    codes = {x.code for x in g.grids}
+    csv_p, xlsx_p = d / PLACES_CSV, d / PLACES_XLSX
+    places: list[PlaceRow] = []
+    if csv_p.is_file() and xlsx_p.is_file():
+        problems.append(Problem(PLACES_CSV, None, f"both {PLACES_CSV} and {PLACES_XLSX}: keep one"))
+    elif csv_p.is_file() or xlsx_p.is_file():
+        places = _read_places(csv_p if csv_p.is_file() else xlsx_p, codes, problems)
+    else:
+        problems.append(Problem(PLACES_CSV, None, f"neither {PLACES_CSV} nor {PLACES_XLSX} found"))
+    boundaries: list[BoundaryData] = []
+    if (d / BOUNDARIES_FILE).is_file():
+        boundaries = _read_boundaries(d / BOUNDARIES_FILE, codes, problems)
+    if problems:
+        raise CountyFileError(problems)
+    return CountyData(
+        name=name,
+        communities=tuple(g.communities),
+        grids=tuple(g.grids),
+        places=tuple(places),
+        boundaries=tuple(boundaries),
+        source=str(d.resolve()),
+    )

@@ -1,0 +1,260 @@
+"""Which grid a report belongs to, from the place it names, a shared location, or the chat.
+
+Pure and in-memory: built once from `CountyData`, then `route()` does no I/O.
+
+Rules, in the order they apply (a confident wrong grid is worse than a question):
+
+1. Places named in the text (longest name wins over a shorter name or alias inside it).
+   A place split between grids by number is resolved by the number written right after it
+   (`府前街23号`, `锦绣花园3号楼`); with no number, or a number outside every range, all of
+   its grids become candidates. Two different places pointing to different grids give the
+   union as candidates: we do not guess which one the resident meant.
+2. A shared location (GCJ-02 converted to WGS-84 first) that falls in one of the candidate
+   grids decides between them, and confirms a single one. A location in a grid the named
+   places do not include is a conflict: ambiguous, with the places' grids and the location's
+   grid as candidates. A location outside every grid says nothing about a named place.
+3. The chat's bound grid decides only between the candidates of one named place (a compound
+   split between two grids, mentioned in the group of one of them); it never overrides a
+   place that resolved to another grid, nor chooses between two different places.
+4. No place named: the location's grid; a location outside every grid is unknown (even in
+   a bound chat: the resident told us where it is, and it is not ours). No place and no
+   location: the chat's bound grid, else unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.routing.datum import to_wgs84
+from bot.routing.gazetteer import Gazetteer, Mention
+from bot.routing.geometry import GridGeometry
+from bot.routing.normalize import normalize
+from bot.routing.numbers import NumberRange, number_after
+from models.enums import RouteStatus
+
+if TYPE_CHECKING:
+    from bot.county_files import CountyData, PlaceRow
+    from bot.messages import GeoPoint
+
+LOCATION = "location"
+CHAT = "chat"
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    status: RouteStatus
+    grid: str | None
+    candidates: list[str]
+    matched: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    code: str
+    name: str
+    community: str
+    community_name: str
+    order: int
+
+
+@dataclass(slots=True, eq=False)  # identity hash: one object per place
+class _Place:
+    """A place split between grids; a place wholly in one grid is just its grid code."""
+
+    name: str
+    grids: tuple[str, ...]  # every grid holding some part of the place
+    ranged: list[tuple[str, tuple[NumberRange, ...]]]
+    whole: tuple[str, ...]  # grids of rows without numbers: the rest of the place
+
+    def resolve(self, n: int | None) -> tuple[str, ...]:
+        if n is None:
+            return self.grids
+        hits: list[str] = []
+        for grid, ranges in self.ranged:
+            if grid not in hits and any(r.contains(n) for r in ranges):
+                hits.append(grid)
+        return tuple(hits) or self.whole or self.grids
+
+
+def _target(rows: list[PlaceRow], grids: dict[str, _Grid]) -> str | _Place:
+    codes = list(dict.fromkeys(r.grid for r in rows))
+    if len(codes) == 1:
+        return grids[codes[0]].code  # the dict's own string: one object per grid
+    ranged = [(r.grid, r.ranges) for r in rows if r.ranges]
+    whole = tuple(dict.fromkeys(r.grid for r in rows if not r.ranges))
+    return _Place(rows[0].name, tuple(codes), ranged, whole)
+
+
+class Router:
+    def __init__(
+        self,
+        grids: dict[str, _Grid],
+        gazetteer: Gazetteer,
+        geometry: GridGeometry,
+        places_of: dict[str, list[str]],
+    ) -> None:
+        self._grids = grids
+        self._gaz = gazetteer
+        self._geo = geometry
+        self._places_of = places_of
+        self._neighbours: dict[str, list[str]] = {}
+
+    @classmethod
+    def build(cls, county: CountyData) -> Router:
+        names = {c.code: c.name for c in county.communities}
+        grids = {
+            g.code: _Grid(g.code, g.name, g.community, names.get(g.community, g.community), i)
+            for i, g in enumerate(county.grids)
+        }
+        groups: dict[str, list[PlaceRow]] = {}
+        for row in county.places:
+            if row.grid in grids:
+                groups.setdefault(normalize(row.name), []).append(row)
+        gaz = Gazetteer()
+        places_of: dict[str, list[str]] = {}
+        for key, rows in groups.items():
+            target = _target(rows, grids)
+            gaz.add(rows[0].name, target, key)
+            for row in rows:
+                for alias in row.aliases:
+                    gaz.add(alias, target)
+            for code in dict.fromkeys(r.grid for r in rows):
+                places_of.setdefault(code, []).append(rows[0].name)
+        del groups
+        gaz.build()
+        geo = GridGeometry({b.grid: b.geometry for b in county.boundaries if b.grid in grids})
+        return cls(grids, gaz, geo, places_of)
+
+    # --- routing ----------------------------------------------------------------------
+
+    def _ordered(self, codes: set[str] | list[str] | tuple[str, ...]) -> list[str]:
+        return sorted(set(codes), key=lambda c: self._grids[c].order)
+
+    def _resolve(self, text: str, m: Mention) -> tuple[str, ...]:
+        if len(m.targets) == 1:
+            t = m.targets[0]
+            if isinstance(t, str):
+                return (t,)
+            return t.resolve(number_after(text, m.end))  # type: ignore[attr-defined]
+        out: list[str] = []
+        n = number_after(text, m.end)
+        for t in m.targets:
+            grids = (t,) if isinstance(t, str) else t.resolve(n)  # type: ignore[attr-defined]
+            out.extend(g for g in grids if g not in out)
+        return tuple(out)
+
+    def route(
+        self, text: str, chat_grid: str | None = None, location: GeoPoint | None = None
+    ) -> RouteResult:
+        if chat_grid is not None and chat_grid not in self._grids:
+            chat_grid = None
+        here: list[str] | None = None
+        if location is not None:
+            lat, lon = to_wgs84(location.lat, location.lon, location.datum)
+            here = self._geo.locate(lat, lon)
+
+        norm = normalize(text) if text else ""
+        mentions = self._gaz.find(norm) if norm else []
+        if not mentions:
+            return self._without_place(chat_grid, here)
+
+        labels: list[str] = []
+        sets: dict[tuple[object, ...], tuple[str, ...]] = {}
+        for m in mentions:
+            if m.label not in labels:
+                labels.append(m.label)
+            grids = self._resolve(norm, m)
+            prev = sets.get(m.targets)
+            # the same place twice: a number given at any mention narrows it
+            if prev is None or len(grids) < len(prev):
+                sets[m.targets] = grids
+        cands: set[str] = set()
+        for grids in sets.values():
+            cands.update(grids)
+
+        if here:
+            inter = cands.intersection(here)
+            if len(inter) == 1:
+                return _routed(next(iter(inter)), [*labels, LOCATION])
+            if not inter:
+                return _ambiguous(self._ordered(cands | set(here)), [*labels, LOCATION])
+            cands = inter
+        if len(cands) == 1:
+            return _routed(next(iter(cands)), labels)
+        if chat_grid in cands and len(sets) == 1:
+            return _routed(chat_grid, [*labels, CHAT])
+        return _ambiguous(self._ordered(cands), labels)
+
+    def _without_place(self, chat_grid: str | None, here: list[str] | None) -> RouteResult:
+        if here is not None:
+            if len(here) == 1:
+                return _routed(here[0], [LOCATION])
+            if not here:
+                return RouteResult(RouteStatus.UNKNOWN, None, [], [])
+            if chat_grid in here:
+                return _routed(chat_grid, [LOCATION, CHAT])
+            return _ambiguous(self._ordered(here), [LOCATION])
+        if chat_grid is not None:
+            return _routed(chat_grid, [CHAT])
+        return RouteResult(RouteStatus.UNKNOWN, None, [], [])
+
+    # --- display helpers --------------------------------------------------------------
+
+    @property
+    def grid_codes(self) -> list[str]:
+        return list(self._grids)
+
+    def has_grid(self, code: str) -> bool:
+        return code in self._grids
+
+    def grid_name(self, code: str) -> str:
+        g = self._grids.get(code)
+        return g.name if g else code
+
+    def grid_community(self, code: str) -> str:
+        """The community's name (e.g. 府南)."""
+        g = self._grids.get(code)
+        return g.community_name if g else ""
+
+    def community_code(self, code: str) -> str:
+        g = self._grids.get(code)
+        return g.community if g else ""
+
+    def places_of(self, grid_code: str) -> list[str]:
+        return list(self._places_of.get(grid_code, []))
+
+    def candidate_label(self, grid_code: str) -> str:
+        g = self._grids.get(grid_code)
+        if g is None:
+            return grid_code
+        comm = g.community_name if g.community_name.endswith("社区") else f"{g.community_name}社区"
+        grid = g.name if g.name.endswith("网格") else f"{g.name}网格"
+        return f"{comm}·{grid}"
+
+    def neighbours(self, grid_code: str) -> list[str]:
+        """Grids whose boundaries touch or nearly touch; without a boundary, the community's."""
+        cached = self._neighbours.get(grid_code)
+        if cached is not None:
+            return list(cached)
+        g = self._grids.get(grid_code)
+        if g is None:
+            return []
+        if grid_code in self._geo:
+            near = [c for c in self._geo.touching(grid_code) if c in self._grids]
+        else:
+            near = [c for c, o in self._grids.items() if o.community == g.community]
+        out = sorted(
+            (c for c in near if c != grid_code),
+            key=lambda c: (self._grids[c].community != g.community, self._grids[c].order),
+        )
+        self._neighbours[grid_code] = out
+        return list(out)
+
+
+def _routed(grid: str, matched: list[str]) -> RouteResult:
+    return RouteResult(RouteStatus.ROUTED, grid, [], matched)
+
+
+def _ambiguous(cands: list[str], matched: list[str]) -> RouteResult:
+    return RouteResult(RouteStatus.AMBIGUOUS, None, cands, matched)

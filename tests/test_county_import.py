@@ -1,0 +1,379 @@
+"""County directory parsing and the idempotent, all-or-nothing import into the database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.county_files import CountyData, CountyFileError, load_county_dir
+from bot.county_store import county_version, import_county, load_county
+from bot.routing import Router, wgs84_to_gcj02
+from bot.routing.cli import import_dir, route_jsonl
+from models import db
+from models.county import Boundary, Community, CountyMeta, Grid, Place
+from models.people import Person, StaffAssignment
+
+SAMPLE = Path(__file__).resolve().parent.parent / "config" / "sample"
+
+
+@pytest.fixture
+async def url(tmp_path: Path) -> str:
+    u = f"sqlite+aiosqlite:///{tmp_path / 'county.db'}"
+    await db.upgrade(u)
+    return u
+
+
+@pytest.fixture
+async def sm(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = db.make_engine(url)
+    yield db.make_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def county_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "county"
+    shutil.copytree(SAMPLE, d)
+    return d
+
+
+async def _import(sm: async_sessionmaker[AsyncSession], data: CountyData):  # type: ignore[no-untyped-def]
+    async with sm() as s, s.begin():
+        return await import_county(s, data)
+
+
+async def _count(s: AsyncSession, model: type, **where: object) -> int:
+    q = select(func.count()).select_from(model)
+    for k, v in where.items():
+        q = q.where(getattr(model, k) == v)
+    return int(await s.scalar(q) or 0)
+
+
+def _read_places(d: Path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO((d / "places.csv").read_text("utf-8"))))
+
+
+def _write_places(d: Path, rows: list[list[str]]) -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    (d / "places.csv").write_text(buf.getvalue(), "utf-8")
+
+
+def _edit_yaml(d: Path, fn) -> None:  # type: ignore[no-untyped-def]
+    doc = yaml.safe_load((d / "grids.yaml").read_text("utf-8"))
+    fn(doc)
+    (d / "grids.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+
+
+def _grid(doc: dict, code: str) -> dict:  # type: ignore[type-arg]
+    return next(g for c in doc["communities"] for g in c["grids"] if g["code"] == code)
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def test_sample_parses() -> None:
+    c = load_county_dir(SAMPLE)
+    assert c.name == "浮山县天坛镇"
+    assert [x.code for x in c.communities] == ["XC", "XJ", "FN", "DJ", "WC", "QF"]
+    fn = [g for g in c.grids if g.community == "FN"]
+    assert [g.name for g in fn] == ["机械厂", "南关", "社岭", "文坛", "信家坡", "南道里"]
+    assert [g.code for g in fn] == [f"FN-0{i}" for i in range(1, 7)]
+    assert all(2 <= len([g for g in c.grids if g.community == x.code]) <= 6 for x in c.communities)
+    assert len(c.places) >= 120
+    assert {b.grid for b in c.boundaries} == {g.code for g in c.grids}
+    assert all(g.leader and 1 <= len(g.workers) <= 2 for g in c.grids)
+    assert all(s.phone[:3] in ("139", "138", "137") and len(s.phone) == 11
+               for g in c.grids for s in (*g.workers, g.leader) if s)  # fmt: skip
+    assert c.grids[0].extra == {"households": 860}
+    assert c.communities[0].extra["office"] == "西关路12号"
+    assert not any(g.code == "FM-01" for g in c.grids)
+
+
+def test_gcj02_boundary_is_converted() -> None:
+    c = load_county_dir(SAMPLE)
+    b = next(b for b in c.boundaries if b.grid == "XC-01")
+    assert b.source_datum == "gcj02"
+    raw = json.loads((SAMPLE / "boundaries.geojson").read_text("utf-8"))
+    feat = next(f for f in raw["features"] if f["properties"]["grid"] == "XC-01")
+    lon, lat = b.geometry["coordinates"][0][0]  # type: ignore[index]
+    glat, glon = wgs84_to_gcj02(lat, lon)
+    assert [glon, glat] == pytest.approx(feat["geometry"]["coordinates"][0][0], abs=1e-7)
+    assert abs(lon - feat["geometry"]["coordinates"][0][0][0]) > 0.003
+
+
+def test_xlsx_and_gbk_csv_read_the_same(county_dir: Path) -> None:
+    import openpyxl
+
+    want = load_county_dir(county_dir).places
+    rows = _read_places(county_dir)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "places"
+    for r in rows:
+        ws.append([int(x) if x.isdigit() else x for x in r])
+    (county_dir / "places.csv").unlink()
+    wb.save(county_dir / "places.xlsx")
+    assert [(p.grid, p.name, p.aliases, p.ranges) for p in load_county_dir(county_dir).places] == [
+        (p.grid, p.name, p.aliases, p.ranges) for p in want
+    ]
+    (county_dir / "places.xlsx").unlink()
+    gbk = "网格,地名,别名,类型,门牌\n" + "\n".join(",".join(r) for r in rows[1:]) + "\n"
+    (county_dir / "places.csv").write_bytes(gbk.encode("gb18030"))
+    assert [(p.grid, p.name, p.ranges) for p in load_county_dir(county_dir).places] == [
+        (p.grid, p.name, p.ranges) for p in want
+    ]
+
+
+def _problems(d: Path) -> list[str]:
+    with pytest.raises(CountyFileError) as e:
+        load_county_dir(d)
+    return [str(p) for p in e.value.problems]
+
+
+def test_places_errors_name_file_row_and_reason(county_dir: Path) -> None:
+    rows = _read_places(county_dir)
+    rows += [
+        ["ZZ-09", "幽灵小区", "", "小区", ""],                 # row 128
+        ["FN-01", "好小区", "", "小区", "1-5 left"],           # row 129
+        ["DJ-04", "锦绣花园", "", "小区", "5-9"],              # row 130: overlaps DJ-03's 1-8
+        ["FN-01", "机械厂家属院", "", "", ""],                 # row 131: duplicate of row 51
+        ["FN-01", "A", "", "", ""],                            # row 132: too short
+        ["FN-01", "", "", "", ""],                             # row 133
+    ]  # fmt: skip
+    _write_places(county_dir, rows)
+    got = _problems(county_dir)
+    assert got == [
+        "places.csv row 128: unknown grid 'ZZ-09' (not in grids.yaml)",
+        "places.csv row 129: bad number range '1-5 left': expected A-B or A, "
+        "optionally followed by odd/even",
+        "places.csv row 131: duplicate of row 51",
+        "places.csv row 132: place name 'A' is too short to match",
+        "places.csv row 133: no place name",
+        "places.csv row 130: 锦绣花园 5-9 (DJ-04) overlaps 1-8 (DJ-03) of row 47",
+    ]
+
+
+def test_grids_errors(county_dir: Path) -> None:
+    def edit(doc: dict) -> None:  # type: ignore[type-arg]
+        doc["communities"][1]["grids"][0]["code"] = "XC-01"
+        _grid(doc, "FN-02")["workers"][0]["phone"] = "call me"
+        _grid(doc, "FN-03")["leader"] = {"phone": "13900000000"}
+        del _grid(doc, "DJ-01")["name"]
+        _grid(doc, "DJ-02")["workers"][0]["phone"] = "13903570101"  # 王建军's, of XC-01
+
+    _edit_yaml(county_dir, edit)
+    got = "\n".join(_problems(county_dir))
+    assert "grid code 'XC-01' is used twice" in got
+    assert "grid FN-02: worker 郑波: phone 'call me' is not a number" in got
+    assert "grid FN-03: leader without a name" in got
+    assert "grid DJ-01 without a name" in got
+    assert "grid DJ-02: worker 傅军 has the phone of 王建军 (XC-01)" in got
+    assert "grids.yaml row " in got
+    # the places and boundaries of the grids that vanished are reported too
+    assert "unknown grid 'XJ-01'" in got
+
+
+def test_bad_yaml_and_missing_files(county_dir: Path, tmp_path: Path) -> None:
+    (county_dir / "grids.yaml").write_text("name: [unclosed\n", "utf-8")
+    assert _problems(county_dir)[0].startswith("grids.yaml row")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _problems(empty) == [f"grids.yaml: not found in {empty}"]
+    shutil.copy(SAMPLE / "grids.yaml", empty / "grids.yaml")
+    assert _problems(empty) == ["places.csv: neither places.csv nor places.xlsx found"]
+    (empty / "places.csv").write_text("grid,place\n", "utf-8")
+    (empty / "places.xlsx").write_bytes(b"")
+    assert "keep one" in _problems(empty)[0]
+
+
+def test_boundary_errors(county_dir: Path) -> None:
+    path = county_dir / "boundaries.geojson"
+    doc = json.loads(path.read_text("utf-8"))
+    f = doc["features"]
+    f[1]["properties"]["grid"] = "ZZ-01"
+    f[2]["geometry"]["coordinates"] = [[[y, x] for x, y in f[2]["geometry"]["coordinates"][0]]]
+    f[3]["geometry"]["coordinates"] = [[[111.84, 35.97], [111.85, 35.98], [111.85, 35.97],
+                                        [111.84, 35.98], [111.84, 35.97]]]  # fmt: skip
+    f[4]["properties"]["grid"] = f[5]["properties"]["grid"]
+    f[6]["properties"]["datum"] = "bd09"
+    f[7]["geometry"] = {"type": "Point", "coordinates": [111.85, 35.97]}
+    path.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    got = _problems(county_dir)
+    assert got[0] == "boundaries.geojson row 2: unknown grid 'ZZ-01' (not in grids.yaml)"
+    assert "row 3: grid WC-01: coordinates look like [lat, lon]" in got[1]
+    assert "row 4: grid QF-01: invalid polygon (Self-intersection" in got[2]
+    assert got[3] == "boundaries.geojson row 6: grid XC-03 already has a boundary (feature 5)"
+    assert "row 7: datum 'bd09'" in got[4]
+    assert "row 8: grid WC-02: geometry must be Polygon or MultiPolygon, not Point" in got[5]
+    assert len(got) == 6
+
+
+# --- the database -----------------------------------------------------------------------------
+
+
+async def test_import_then_load_round_trips(sm: async_sessionmaker[AsyncSession]) -> None:
+    data = load_county_dir(SAMPLE)
+    report = await _import(sm, data)
+    assert report.version == 1
+    assert report.tables["grids"].created == 25
+    assert report.tables["places"].created == len(data.places)
+    async with sm() as s:
+        back = await load_county(s)
+        assert await county_version(s) == 1
+        # 曹梅 leads two grids: one person, two assignments
+        assert await _count(s, Person, name="曹梅") == 1
+        assert await _count(s, StaffAssignment, role="leader") == 25
+    assert back.name == data.name
+    assert back.communities == data.communities
+    assert back.grids == data.grids
+    assert [replace(p, row=0) for p in back.places] == [replace(p, row=0) for p in data.places]
+    assert back.boundaries == data.boundaries
+    a, b = Router.build(data), Router.build(back)
+    for text in ("锦绣花园12号楼", "府前街24号", "老医院", "南关新村", "无处"):
+        assert a.route(text) == b.route(text)
+
+
+async def test_reimport_is_idempotent(sm: async_sessionmaker[AsyncSession]) -> None:
+    data = load_county_dir(SAMPLE)
+    await _import(sm, data)
+    async with sm() as s:
+        before = {m.__name__: await _count(s, m) for m in (Grid, Place, Person, StaffAssignment)}
+    report = await _import(sm, data)
+    assert report.version == 2
+    for name, c in report.tables.items():
+        assert (c.created, c.updated, c.deactivated) == (0, 0, 0), name
+    async with sm() as s:
+        after = {m.__name__: await _count(s, m) for m in (Grid, Place, Person, StaffAssignment)}
+        assert after == before
+        assert (await s.get(CountyMeta, 1)).version == 2  # type: ignore[union-attr]
+    assert "county version 2" in report.summary()
+
+
+async def test_reimport_updates_and_deactivates(
+    sm: async_sessionmaker[AsyncSession], county_dir: Path
+) -> None:
+    await _import(sm, load_county_dir(county_dir))
+    async with sm() as s:
+        old_worker = await s.scalar(select(Person).where(Person.phone == "13903572201"))
+        renamed = await s.scalar(select(Person).where(Person.phone == "13903572101"))
+        assert old_worker is not None and renamed is not None
+        # a worker added through an invite, not from the files: the import must leave it alone
+        grid = await s.scalar(select(Grid).where(Grid.code == "FN-02"))
+        invited = Person(name="邀请来的", phone="13700000000")
+        s.add(invited)
+        await s.flush()
+        s.add(StaffAssignment(person_id=invited.id, role="worker", grid_id=grid.id))  # type: ignore[union-attr]
+        await s.commit()
+
+    rows = [r for r in _read_places(county_dir) if r[1] != "南关新村"]
+    for r in rows:
+        if r[1] == "机械厂家属院":
+            r[2] = "机械厂小区|老机械厂"
+    _write_places(county_dir, rows)
+
+    def edit(doc: dict) -> None:  # type: ignore[type-arg]
+        comm = next(c for c in doc["communities"] if c["code"] == "QF")
+        comm["grids"] = [g for g in comm["grids"] if g["code"] != "QF-03"]
+        _grid(doc, "FN-02")["workers"] = [{"name": "新来的", "phone": "13903579999"}]
+        _grid(doc, "FN-01")["workers"][0]["name"] = "罗琴琴"  # same phone: same person
+        _grid(doc, "FN-04")["workers"].append({"name": "没电话"})
+
+    _edit_yaml(county_dir, edit)
+    rows = [r for r in _read_places(county_dir) if r[0] != "QF-03"]
+    _write_places(county_dir, rows)
+    geo = json.loads((county_dir / "boundaries.geojson").read_text("utf-8"))
+    geo["features"] = [f for f in geo["features"] if f["properties"]["grid"] != "QF-03"]
+    (county_dir / "boundaries.geojson").write_text(json.dumps(geo, ensure_ascii=False), "utf-8")
+
+    report = await _import(sm, load_county_dir(county_dir))
+    t = report.tables
+    assert t["grids"].deactivated == 1
+    assert t["places"].deactivated == 1 + 5  # 南关新村 and QF-03's five rows
+    assert t["places"].updated == 1
+    assert t["boundaries"].deactivated == 1
+    assert t["people"].created == 2 and t["people"].updated == 1
+    async with sm() as s:
+        qf3 = await s.scalar(select(Grid).where(Grid.code == "QF-03"))
+        assert qf3 is not None and not qf3.active  # kept for history, not deleted
+        assert await _count(s, Place, name="南关新村") == 1
+        assert await _count(s, Place, name="南关新村", active=True) == 0
+        assert await _count(s, Boundary, grid_id=qf3.id, active=False) == 1
+        assert await _count(s, StaffAssignment, grid_id=qf3.id, active=True) == 0
+        gone = await s.get(Person, old_worker.id)
+        assert gone is not None and not gone.active
+        same = await s.get(Person, renamed.id)
+        assert same is not None and same.name == "罗琴琴" and same.active
+        assert await _count(s, StaffAssignment, person_id=invited.id, active=True) == 1
+        back = await load_county(s)
+    assert "QF-03" not in {g.code for g in back.grids}
+    fn2 = next(g for g in back.grids if g.code == "FN-02")
+    assert [w.name for w in fn2.workers] == ["邀请来的", "新来的"]
+    router = Router.build(back)
+    assert router.route("南关新村停水").grid == "FN-02"  # 南关 is what is left
+    assert router.route("老机械厂门口").grid == "FN-01"
+
+    # again: the worker without a phone is found by name within the grid, not duplicated
+    report = await _import(sm, load_county_dir(county_dir))
+    assert report.tables["people"].created == 0
+    async with sm() as s:
+        assert await _count(s, Person, name="没电话") == 1
+
+    # and a grid that comes back is reactivated, with its people
+    shutil.copy(SAMPLE / "grids.yaml", county_dir / "grids.yaml")
+    shutil.copy(SAMPLE / "places.csv", county_dir / "places.csv")
+    shutil.copy(SAMPLE / "boundaries.geojson", county_dir / "boundaries.geojson")
+    report = await _import(sm, load_county_dir(county_dir))
+    assert report.tables["grids"].updated == 1
+    async with sm() as s:
+        assert (await s.scalar(select(Grid).where(Grid.code == "QF-03"))).active  # type: ignore[union-attr]
+        assert await _count(s, Place, name="南关新村", active=True) == 1
+        assert await _count(s, Person, phone="13903572201", active=True) == 1
+
+
+async def test_failed_import_changes_nothing(url: str, county_dir: Path) -> None:
+    await import_dir(url, county_dir)
+    rows = _read_places(county_dir)
+    rows.append(["FN-01", "新小区", "", "", "oops"])
+    _write_places(county_dir, rows)
+    with pytest.raises(CountyFileError, match=r"places\.csv row 128"):
+        await import_dir(url, county_dir)
+    engine = db.make_engine(url)
+    async with db.make_sessionmaker(engine)() as s:
+        assert await county_version(s) == 1
+        assert await _count(s, Place, name="新小区") == 0
+    await engine.dispose()
+
+
+async def test_cli_import_and_route(url: str) -> None:
+    report = await import_dir(url, SAMPLE)
+    assert report.tables["communities"].created == 6
+    inp = io.StringIO(
+        '{"text": "錦繡花園3號樓"}\n{"text": "有3个路灯坏了", "chat_grid": "XJ-03"}\n'
+    )
+    out = io.StringIO()
+    assert await route_jsonl(url, inp, out) == 0
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert rows == [
+        {"grid": "DJ-03", "status": "routed", "candidates": [], "matched": ["锦绣花园"]},
+        {"grid": "XJ-03", "status": "routed", "candidates": [], "matched": ["chat"]},
+    ]
+
+
+async def test_empty_database_loads_empty_county(sm: async_sessionmaker[AsyncSession]) -> None:
+    async with sm() as s:
+        c = await load_county(s)
+        assert await county_version(s) == 0
+        assert await _count(s, Community) == 0
+    assert c.grids == () and Router.build(c).route("锦绣花园").grid is None
