@@ -375,5 +375,15 @@ _HANDLERS = {
 }
 OPS = frozenset(_HANDLERS)
 
-__all__ = ["OPS", "Refused", "act", "finish_resolve", "finish_return", "progress_note",
-           "to_unrouted", "TransitionRefused", "ChatKind", "Outbound"]
+__all__ = [
+    "OPS",
+    "ChatKind",
+    "Outbound",
+    "Refused",
+    "TransitionRefused",
+    "act",
+    "finish_resolve",
+    "finish_return",
+    "progress_note",
+    "to_unrouted",
+]

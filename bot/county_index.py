@@ -75,8 +75,8 @@ class CountyHolder:
     async def refresh(self, force: bool = False) -> CountyIndex:
         async with self._lock:
             async with self._sm() as s:
-                if not force and self._index is not None:
-                    if await county_version(s) == self._index.version:
-                        return self._index
+                if (not force and self._index is not None
+                        and await county_version(s) == self._index.version):
+                    return self._index
                 self._index = await build_index(s)
             return self._index

@@ -53,6 +53,7 @@ async def staff(
     *,
     grid_ids: Iterable[int] = (),
     community_id: int | None = None,
+    community_ids: Iterable[int] = (),
     prefer_channel: str | None = None,
 ) -> list[tuple[StaffAssignment, Contact]]:
     q = select(StaffAssignment).where(
@@ -63,6 +64,9 @@ async def staff(
         q = q.where(StaffAssignment.grid_id.in_(gids))
     if community_id is not None:
         q = q.where(StaffAssignment.community_id == community_id)
+    cids = list(community_ids)
+    if cids:
+        q = q.where(StaffAssignment.community_id.in_(cids))
     assignments = list((await session.scalars(q.order_by(StaffAssignment.id))).all())
     contacts = await _contacts(session, (a.person_id for a in assignments), prefer_channel)
     return [(a, contacts[a.person_id]) for a in assignments if a.person_id in contacts]
@@ -116,7 +120,9 @@ async def actor_for(
     )
 
 
-async def standing_roles(session: AsyncSession, channel: str, user_id: str) -> list[StaffAssignment]:
+async def standing_roles(
+    session: AsyncSession, channel: str, user_id: str
+) -> list[StaffAssignment]:
     ident = await identity(session, channel, user_id)
     if ident is None or ident.person_id is None:
         return []

@@ -8,6 +8,7 @@ Each caller awaits its own result, which resolves only after the commit (persist
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -15,16 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import directory, notify
 from bot.category import categorize
 from bot.county_index import CountyHolder, CountyIndex
+from bot.lifecycle import opening
 from bot.messages import Inbound, Media, Outbound
 from bot.outbox import outbox_values
 from bot.sla import SlaConfig
-from bot.lifecycle import opening
 from bot.sqlutil import insert_for
 from bot.texts import t
 from models.enums import ChatKind, RouteStatus, StaffRole
@@ -69,7 +70,8 @@ class IntakeOutcome:
 class _Job:
     inbound: Inbound
     report: bool
-    future: asyncio.Future[IntakeOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[IntakeOutcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 FollowLink = Callable[[str, str], str | None]
@@ -108,10 +110,8 @@ class IntakeWriter:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def submit(self, inbound: Inbound, *, report: bool) -> IntakeOutcome:
@@ -184,9 +184,9 @@ class IntakeWriter:
                     if ticket and ticket.grid_id in idx.grids_by_id else None,
                 )
             if log_rows:
-                await s.execute(insert(InboundLog), log_rows)
+                await s.execute(InboundLog.__table__.insert(), log_rows)
             if attach_rows:
-                await s.execute(insert(Attachment), attach_rows)
+                await s.execute(Attachment.__table__.insert(), attach_rows)
         return [outcomes[i] for i in range(len(batch))]
 
     async def _open_tickets(
@@ -232,23 +232,27 @@ class IntakeWriter:
             ticket.assignee_id = worker.person_id if worker else None
             events[i] = opening(ticket, routed=ticket.grid_id is not None, now=now, cfg=self._sla)
         cols = [c.key for c in Ticket.__table__.columns if c.key != "id"]
-        ids = (await s.execute(
-            insert(Ticket).returning(Ticket.id, sort_by_parameter_order=True),
-            [{k: getattr(tk, k) for k in cols} for tk in tickets.values()],
-        )).scalars().all()
-        for ticket, tid in zip(tickets.values(), ids, strict=True):
-            ticket.id = tid
-        await s.execute(insert(TicketEvent), [
+        # one executemany, then ids by the unique number: RETURNING with a kept row order
+        # makes SQLite insert row by row
+        await s.execute(Ticket.__table__.insert(),
+                        [{k: getattr(tk, k) for k in cols} for tk in tickets.values()])
+        ids = dict((await s.execute(select(Ticket.number, Ticket.id).where(
+            Ticket.number.in_([tk.number for tk in tickets.values()])))).tuples().all())
+        for ticket in tickets.values():
+            ticket.id = ids[ticket.number]
+        await s.execute(TicketEvent.__table__.insert(), [
             {**ev, "ticket_id": tickets[i].id} for i, evs in events.items() for ev in evs
         ])
-        await _claim_recent_media(s, tickets, reports, now - self._window, now)
+        earlier = await _claim_recent_media(s, tickets, reports, self._window, now)
         out: list[Outbound] = []
         pending: list[dict[str, Any]] = []
         for i, ticket in tickets.items():
             ib = reports[i]
             private = reporters.get(ib.sender_id)
+            photos = [*earlier.get(ticket.id, []), *(m.file_id for m in ib.media
+                                                      if m.kind == "photo")]
             out += self._replies(idx, ticket, ib, private, first_worker.get(ticket.grid_id or 0),
-                                 routes[i].candidates)
+                                 routes[i].candidates, photos)
             if ticket.grid_id is None:
                 pending.append(dict(channel=ib.channel, user_id=ib.sender_id,
                                     ticket_id=ticket.id, action="place",
@@ -263,12 +267,12 @@ class IntakeWriter:
         await self._coordinators_for_no_worker(s, idx, tickets, first_worker, out)
         if out:
             from models.tickets import Outbox
-            await s.execute(insert(Outbox), [outbox_values(m, now) for m in out])
+            await s.execute(Outbox.__table__.insert(), [outbox_values(m, now) for m in out])
         return tickets
 
     def _replies(
         self, idx: CountyIndex, ticket: Ticket, ib: Inbound, private_chat: str | None,
-        worker: directory.Contact | None, candidates: list[str],
+        worker: directory.Contact | None, candidates: list[str], photos: list[str],
     ) -> list[Outbound]:
         lang = "zh"
         msgs: list[Outbound] = []
@@ -282,7 +286,7 @@ class IntakeWriter:
             msgs.append(_reply(ticket, ib, text))
             if worker is not None:
                 card = notify.worker_card(ticket, worker, idx.label(
-                    idx.grids_by_id[ticket.grid_id].code), self._sla.tz)
+                    idx.grids_by_id[ticket.grid_id].code), self._sla.tz, photos=photos)
                 if card is not None:
                     msgs.append(card)
         else:
@@ -299,9 +303,15 @@ class IntakeWriter:
         lonely = [tk for tk in tickets.values()
                   if tk.grid_id is not None and (tk.grid_id not in first_worker
                                                  or first_worker[tk.grid_id].chat_id is None)]
+        if not lonely:
+            return
+        coordinators = await directory.staff(
+            s, StaffRole.COORDINATOR, community_ids={tk.community_id for tk in lonely
+                                                     if tk.community_id is not None})
         for tk in lonely:
-            for _a, c in await directory.staff(s, StaffRole.COORDINATOR,
-                                               community_id=tk.community_id):
+            for a, c in coordinators:
+                if a.community_id != tk.community_id:
+                    continue
                 msg = notify.staff_note(c, t("coord.no_worker", c.lang, number=tk.number,
                                              grid=idx.grid_name(tk.grid_id)), tk.id)
                 if msg:
@@ -399,26 +409,35 @@ async def _allocate_numbers(
 
 async def _claim_recent_media(
     s: AsyncSession, tickets: dict[int, Ticket], reports: dict[int, Inbound],
-    since: datetime, now: datetime,
-) -> None:
-    """Photos the same resident sent shortly before the report belong to it."""
-    senders = {(ib.chat_id, ib.sender_id): tickets[i] for i, ib in reports.items()}
+    window: timedelta, now: datetime,
+) -> dict[int, list[str]]:
+    """Photos the same resident sent shortly before the report belong to it.
+
+    Both ends use the platform's message times, so a backlog handled late still pairs up.
+    """
+    by_sender = {(ib.chat_id, ib.sender_id): (tickets[i], ib.received_at)
+                 for i, ib in reports.items()}
     channel = next(iter(reports.values())).channel
+    earliest = min(ib.received_at for ib in reports.values()) - window
     rows = (await s.execute(
-        select(InboundLog.id, InboundLog.chat_id, InboundLog.sender_id, InboundLog.media)
+        select(InboundLog.id, InboundLog.chat_id, InboundLog.sender_id, InboundLog.media,
+               InboundLog.received_at)
         .where(InboundLog.has_media.is_(True), InboundLog.channel == channel,
-               InboundLog.received_at >= since,
-               InboundLog.sender_id.in_({k[1] for k in senders}))
+               InboundLog.received_at >= earliest,
+               InboundLog.sender_id.in_({k[1] for k in by_sender}))
     )).tuples().all()
-    claimed: list[int] = []
     attach: list[dict[str, Any]] = []
-    for row_id, chat_id, sender_id, media in rows:
-        ticket = senders.get((chat_id, sender_id))
-        if ticket is None:
+    photos: dict[int, list[str]] = {}
+    for row_id, chat_id, sender_id, media, at in rows:
+        hit = by_sender.get((chat_id, sender_id))
+        if hit is None or not (hit[1] - window <= at <= hit[1]):
             continue
-        claimed.append(row_id)
+        ticket = hit[0]
+        await s.execute(update(InboundLog).where(InboundLog.id == row_id)
+                        .values(has_media=False, ticket_id=ticket.id))
         attach += _attachments(ticket.id, channel, [Media(**m) for m in media], now)
-    if claimed:
-        await s.execute(update(InboundLog).where(InboundLog.id.in_(claimed))
-                        .values(has_media=False))
-        await s.execute(insert(Attachment), attach)
+        photos.setdefault(ticket.id, []).extend(m["file_id"] for m in media
+                                                if m["kind"] == "photo")
+    if attach:
+        await s.execute(Attachment.__table__.insert(), attach)
+    return photos

@@ -41,7 +41,9 @@ class TransitionRefused(Exception):
         self.frm, self.to, self.reason = frm, to, reason
 
 
-def _deadlines_on_enter(ticket: Ticket, to: S, frm: S | None, now: datetime, cfg: SlaConfig) -> None:
+def _deadlines_on_enter(
+    ticket: Ticket, to: S, frm: S | None, now: datetime, cfg: SlaConfig
+) -> None:
     if to == S.REPORTED:
         ticket.route_due_at = now + timedelta(minutes=cfg.route_minutes)
     elif to == S.ASSIGNED:
@@ -107,7 +109,8 @@ def transition(
     ticket.state = to.value
     ticket.updated_at = now
     _deadlines_on_enter(ticket, to, frm, now, cfg)
-    ev = _event(ticket, actor, "transition", now, from_state=frm.value, to_state=to.value, note=note)
+    ev = _event(ticket, actor, "transition", now, from_state=frm.value, to_state=to.value,
+                note=note)
     session.add(ev)
     return ev
 

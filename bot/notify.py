@@ -58,6 +58,8 @@ def worker_card(
           ack_due=local(ticket.ack_due_at, tz),
           resolve_due=local(ticket.resolve_due_at, tz)),
     ])
+    if photos and len(photos) > 1:
+        text += "\n" + t("card.photos", lang, n=len(photos))
     return Outbound(
         channel=to.channel, chat_id=to.chat_id, chat_kind=ChatKind.PRIVATE, text=text,
         buttons=worker_buttons(ticket.id, lang, ticket.state), photos=list(photos or []),

@@ -76,11 +76,12 @@ class Core:
                 PendingInput.channel == ctx.channel, PendingInput.user_id == ctx.user_id,
                 PendingInput.expires_at > self.deps.clock()))
             reply_ticket = await self._replied_ticket(s, ib)
-            if pending is not None and pending.action == "place":
-                if reply_ticket not in (None, pending.ticket_id) or (
-                        ib.chat_kind == ChatKind.GROUP and reply_ticket is None
-                        and ib.location is None):
-                    return None
+            # in a group only a reply to the question, or a shared location, answers it
+            if pending is not None and pending.action == "place" and (
+                    reply_ticket not in (None, pending.ticket_id)
+                    or (ib.chat_kind == ChatKind.GROUP and reply_ticket is None
+                        and ib.location is None)):
+                return None
             if pending is not None:
                 ticket = await s.get(Ticket, pending.ticket_id, with_for_update=True)
                 if ticket is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from sqlalchemy import select
@@ -77,7 +78,5 @@ async def run_sweeper(deps: Deps, stop: asyncio.Event, every: float) -> None:
                     break
         except Exception:
             log.exception("sweep failed; will retry")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
-        except TimeoutError:
-            pass

@@ -21,6 +21,7 @@ ZH: dict[str, str] = {
         "类别：{category}\n地点：{place}\n内容：{text}\n报事人：{reporter}\n"
         "接单时限：{ack_due}\n办结时限：{resolve_due}"
     ),
+    "card.photos": "（共 {n} 张照片，见上方）",
     "card.reopened": "【重新派单】{number}（居民不满意）",
     "card.transferred": "【转派工单】{number}",
     "btn.ack": "接单",
@@ -128,6 +129,7 @@ EN: dict[str, str] = {
         "Category: {category}\nPlace: {place}\nText: {text}\nReporter: {reporter}\n"
         "Acknowledge by: {ack_due}\nResolve by: {resolve_due}"
     ),
+    "card.photos": "({n} photos above)",
     "card.reopened": "[Reassigned] {number} (resident not satisfied)",
     "card.transferred": "[Transferred] {number}",
     "btn.ack": "Acknowledge",

@@ -109,10 +109,10 @@ class Console:
                        mentions_bot=self.st.where == ChatKind.GROUP and bool(text),
                        **kw)  # type: ignore[arg-type]
 
-    async def settle(self, timeout: float) -> None:
+    async def settle(self, seconds: float) -> None:
         """Wait until the outbox has delivered what this line caused (replies print in order)."""
         loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
+        end = loop.time() + seconds
         while loop.time() < end:
             async with self.app.deps.sm() as s:
                 waiting = await s.scalar(select(func.count()).select_from(Outbox).where(
@@ -217,7 +217,8 @@ async def run_console(settings: Settings, inp: TextIO = sys.stdin, out: TextIO =
     app = await build_app(settings, {CH: sender})
     app.start_background()
     console = Console(app, state, out)
-    console.say("网格报事助手 · 控制台 (console). 输入 /help 查看命令。你现在是居民张大爷，在群里。")
+    console.say("网格报事助手 · 控制台 (console). 输入 /help 查看命令。"
+                "你现在是居民张大爷，在群里。")
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -228,7 +229,7 @@ async def run_console(settings: Settings, inp: TextIO = sys.stdin, out: TextIO =
                 console.say(f"» {line.rstrip()}")
             if not await console.handle(line):
                 break
-            await console.settle(timeout=3.0)
-        await console.settle(timeout=10.0)
+            await console.settle(3.0)
+        await console.settle(10.0)
     finally:
         await app.close()

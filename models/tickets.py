@@ -88,7 +88,8 @@ class Attachment(Base):
     channel: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16))  # photo | voice | video | document
     file_id: Mapped[str] = mapped_column(String(256))
-    role: Mapped[str] = mapped_column(String(16), default="report")  # report | progress | resolution
+    # report | progress | resolution
+    role: Mapped[str] = mapped_column(String(16), default="report")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -25,9 +25,9 @@ def chat_kind(message: Message) -> ChatKind:
 def mentions(message: Message, bot_id: int, bot_username: str | None) -> bool:
     text = message.text or message.caption or ""
     for e in message.entities or message.caption_entities or []:
-        if e.type == "mention" and bot_username:
-            if e.extract_from(text).lstrip("@").lower() == bot_username.lower():
-                return True
+        if (e.type == "mention" and bot_username
+                and e.extract_from(text).lstrip("@").lower() == bot_username.lower()):
+            return True
         if e.type == "text_mention" and e.user and e.user.id == bot_id:
             return True
         if e.type == "bot_command" and bot_username and e.extract_from(text).lower().endswith(

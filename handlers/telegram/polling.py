@@ -9,6 +9,7 @@ intake turns the repeat into nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 
@@ -50,18 +51,14 @@ class Poller:
                 delay = 1.0
             except Exception as e:  # network or API trouble: back off, never give up
                 log.warning("getUpdates failed (%s); retrying in %.0fs", type(e).__name__, delay)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
                 delay = min(delay * 2, 60)
                 continue
             if updates and await self.handle(updates):
                 # something failed and will come straight back: don't spin on it
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
                 delay = min(delay * 2, 30)
         if self.offset is not None:
             try:  # confirm what was handled; the one update this returns stays unconfirmed

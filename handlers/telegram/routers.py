@@ -41,9 +41,9 @@ def commands_router() -> Router:
         await core.on_help(_ctx(message))
 
     @r.message(Command("my"))
-    async def my(message: Message, core: Core, update: Update, bot: Bot) -> None:
+    async def my(message: Message, core: Core, event_update: Update, bot: Bot) -> None:
         me = await bot.me()
-        ib = to_inbound(message, update.update_id, bot.id, me.username)
+        ib = to_inbound(message, event_update.update_id, bot.id, me.username)
         ib.text = "/my"
         await core.on_message(ib)
 
@@ -105,11 +105,11 @@ def messages_router() -> Router:
     r = Router(name="messages")
 
     @r.message()
-    async def any_message(message: Message, core: Core, update: Update, bot: Bot) -> None:
+    async def any_message(message: Message, core: Core, event_update: Update, bot: Bot) -> None:
         if message.from_user is None or message.from_user.is_bot:
             return
         me = await bot.me()
-        await core.on_message(to_inbound(message, update.update_id, bot.id, me.username))
+        await core.on_message(to_inbound(message, event_update.update_id, bot.id, me.username))
 
     return r
 

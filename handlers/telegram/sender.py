@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from html import escape
 
 from aiogram import Bot
@@ -18,6 +17,7 @@ from aiogram.exceptions import (
 from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaPhoto,
     KeyboardButton,
     ReplyKeyboardMarkup,
     ReplyParameters,
@@ -43,7 +43,8 @@ def markup(msg: Outbound) -> Markup:
     inline = [row for row in inline if row]
     if inline:
         return InlineKeyboardMarkup(inline_keyboard=inline)
-    if msg.chat_kind == ChatKind.PRIVATE and any(b.request_location for r in msg.buttons for b in r):
+    wants_location = any(b.request_location for r in msg.buttons for b in r)
+    if msg.chat_kind == ChatKind.PRIVATE and wants_location:
         # location requests only work as a reply keyboard, and only in private chats
         return ReplyKeyboardMarkup(
             keyboard=[[KeyboardButton(text=b.text, request_location=True)
@@ -71,7 +72,7 @@ class TelegramSender:
             return await self._send(msg)
         except TelegramRetryAfter as e:
             raise RetryLater(float(e.retry_after)) from e
-        except (TelegramServerError, TelegramNetworkError, asyncio.TimeoutError) as e:
+        except (TimeoutError, TelegramServerError, TelegramNetworkError) as e:
             raise TransientSendError(f"{type(e).__name__}: {e}") from e
         except (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError) as e:
             raise PermanentSendError(f"{type(e).__name__}: {e}") from e
@@ -83,7 +84,11 @@ class TelegramSender:
         reply = (ReplyParameters(message_id=int(msg.reply_to), allow_sending_without_reply=True)
                  if msg.reply_to and msg.reply_to.isdigit() else None)
         kb = markup(msg)
-        if msg.photos:
+        if len(msg.photos) > 1:
+            await self.bot.send_media_group(
+                msg.chat_id, [InputMediaPhoto(media=p) for p in msg.photos[:10]],
+                reply_parameters=reply)
+        elif msg.photos:
             if len(text) <= CAPTION_LIMIT:
                 sent = await self.bot.send_photo(msg.chat_id, msg.photos[0], caption=text,
                                                  parse_mode="HTML", reply_parameters=reply,
