@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -69,6 +70,19 @@ class App:
         if sweeper:
             self.tasks.append(asyncio.create_task(
                 run_sweeper(self.deps, self.stop, self.settings.sweep_seconds), name="sweeper"))
+            self.tasks.append(asyncio.create_task(self._follow_imports(), name="county"))
+
+    async def _follow_imports(self) -> None:
+        """Pick up `run_bot.py import` (or another instance's) without a restart."""
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=self.settings.sweep_seconds)
+            if self.stop.is_set():
+                return
+            try:
+                await self.deps.county.refresh()
+            except Exception:
+                log.exception("county reload failed; keeping the current index")
 
     async def close(self) -> None:
         self.stop.set()

@@ -4,8 +4,8 @@ Import is an upsert keyed on codes (communities, grids), on (grid, name, numbers
 and on the grid for boundaries. Rows missing from the files are set inactive, never deleted,
 so tickets keep their history. Workers and leaders become `Person` rows (matched by phone,
 else by name among the grid's staff) with a `StaffAssignment`. Only assignments the import
-itself made are deactivated when they leave the files (remembered per grid in
-`Grid.extra["_imported_staff"]`), so staff added through invites are left alone.
+itself made (`StaffAssignment.source == "import"`) are deactivated when they leave the files,
+so staff added through invites are left alone.
 
 `import_county` flushes but does not commit: the caller owns the transaction, which keeps
 an import all-or-nothing.
@@ -31,7 +31,6 @@ from bot.routing.numbers import format_ranges, parse_ranges
 from models.county import Boundary, Community, CountyMeta, Grid, Place
 from models.people import Person, StaffAssignment
 
-STAFF_KEY = "_imported_staff"  # Grid.extra key: [[person_id, role], ...] the import made
 STAFF_ROLES = ("worker", "leader")
 META_ID = 1
 
@@ -126,8 +125,6 @@ async def _grids(
             session.add(row)
             existing[d.code] = row
         extra = dict(d.extra)
-        if STAFF_KEY in (row.extra or {}):
-            extra[STAFF_KEY] = row.extra[STAFF_KEY]  # staff step below rewrites it
         changed = _assign(row, {
             "name": d.name,
             "community_id": comms[d.community].id,
@@ -221,10 +218,8 @@ async def _staff(
         if person is not None:
             names_in_grid.setdefault((a.grid_id, person.name), person)
 
-    previously: set[tuple[int, str, int]] = set()
-    for g in grids.values():
-        for pid, role in (g.extra or {}).get(STAFF_KEY, []):
-            previously.add((pid, role, g.id))
+    previously = {(a.person_id, a.role, a.grid_id) for a in assigns
+                  if a.source == "import" and a.grid_id is not None}
 
     touched_people: set[int] = set()
     now: set[tuple[int, str, int]] = set()
@@ -233,7 +228,6 @@ async def _staff(
         members: list[tuple[Staff, str]] = [(w, "worker") for w in d.workers]
         if d.leader is not None:
             members.append((d.leader, "leader"))
-        mine: list[list[Any]] = []
         for staff, role in members:
             person = by_phone.get(staff.phone) if staff.phone else None
             if person is None:
@@ -260,14 +254,12 @@ async def _staff(
             a = by_key.get(key)
             a_created = a is None
             if a is None:
-                a = StaffAssignment(person_id=person.id, role=role, grid_id=grid.id)
+                a = StaffAssignment(person_id=person.id, role=role, grid_id=grid.id,
+                                    source="import")
                 session.add(a)
                 by_key[key] = a
-            _tally(assign_c, a_created, _assign(a, {"active": True}))
+            _tally(assign_c, a_created, _assign(a, {"active": True, "source": "import"}))
             now.add(key)
-            if [person.id, role] not in mine:
-                mine.append([person.id, role])
-        grid.extra = {**(grid.extra or {}), STAFF_KEY: mine}
 
     gone_people: set[int] = set()
     for key in previously - now:

@@ -31,6 +31,8 @@ class StaffAssignment(Base):
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), index=True)
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "import" rows follow the county files; "invite" rows are never removed by an import
+    source: Mapped[str] = mapped_column(String(8), default="invite")
 
 
 class Identity(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 15:41:58.717328
+Create Date: 2026-11-28 15:48:36.946110
 """
 from __future__ import annotations
 
@@ -147,6 +147,7 @@ def upgrade() -> None:
     sa.Column('grid_id', sa.Integer(), nullable=True),
     sa.Column('community_id', sa.Integer(), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('source', sa.String(length=8), nullable=False),
     sa.ForeignKeyConstraint(['community_id'], ['communities.id'], name=op.f('fk_staff_assignments_community_id_communities')),
     sa.ForeignKeyConstraint(['grid_id'], ['grids.id'], name=op.f('fk_staff_assignments_grid_id_grids')),
     sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_staff_assignments_person_id_people')),
@@ -248,6 +249,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_chat', ['channel', 'chat_id', 'id'], unique=False)
         batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_ticket_id'), ['ticket_id'], unique=False)
 
@@ -325,6 +327,7 @@ def downgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_ticket_id'))
         batch_op.drop_index('ix_outbox_due')
+        batch_op.drop_index('ix_outbox_chat')
 
     op.drop_table('outbox')
     with op.batch_alter_table('inbound_log', schema=None) as batch_op:
