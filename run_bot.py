@@ -16,6 +16,7 @@ def _logging(settings: Settings) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # aiogram logs request URLs at debug level, and those contain the bot token
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:

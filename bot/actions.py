@@ -18,7 +18,7 @@ from models.enums import Category, ChatKind, Role, Satisfaction, StaffRole
 from models.enums import TicketState as S
 from models.people import Identity
 from models.tickets import Attachment, PendingInput, Ticket
-from models.transitions import allowed
+from models.transitions import TRANSITIONS, allowed
 
 INPUT_MINUTES = 30
 ACTIVE = {S.ASSIGNED, S.ACKNOWLEDGED, S.IN_PROGRESS, S.REOPENED}
@@ -113,6 +113,9 @@ async def clear_pending_for(s: AsyncSession, ticket_id: int, action: str) -> Non
 
 
 def _check(ticket: Ticket, to: S, actor: Actor, expect: set[S]) -> None:
+    # who may ever do this comes first, so a stranger learns nothing about the ticket's state
+    if not any(target == to and roles & actor.roles for (_f, target), roles in TRANSITIONS.items()):
+        raise Refused(t("worker.not_allowed", actor.lang))
     state = S(ticket.state)
     if state not in expect:
         raise Refused(t("worker.stale", actor.lang, state=t(f"state.{state.value}", actor.lang)))

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from bot.app import App, build_app
 from bot.deps import Ctx
+from bot.directory import standing_roles
 from bot.messages import Action, GeoPoint, Inbound, Media, Outbound
 from bot.onboarding import InviteError, create_invite
 from config.settings import Settings
@@ -129,8 +130,9 @@ class Console:
         if role == "resident":
             name = args[1] if len(args) > 1 else "张大爷"
             self.st.who = Who(f"resident-{name}", name)
+            self.st.where = ChatKind.GROUP
             self.st.names[self.st.who.user_id] = name
-            self.say(f"现在你是居民 {name}。")
+            self.say(f"现在你是居民 {name}（在群里；/private 切换到私聊）。")
             return
         try:
             staff_role = StaffRole(role)
@@ -139,6 +141,13 @@ class Console:
             return
         scope = args[1].upper() if len(args) > 1 else ""
         uid = f"{role}-{scope or 'centre'}"
+        self.st.who = Who(uid, f"{role}:{scope}")
+        self.st.where = ChatKind.PRIVATE
+        self.st.names[uid] = self.st.who.name
+        async with self.app.deps.sm() as s:
+            if await standing_roles(s, CH, uid):
+                self.say(f"现在你是 {role} {scope}（私聊）。")
+                return
         async with self.app.deps.sm() as s, s.begin():
             try:
                 inv = await create_invite(
@@ -149,9 +158,6 @@ class Console:
             except InviteError as e:
                 self.say(f"没有这个编号：{e}")
                 return
-        self.st.who = Who(uid, f"{role}:{scope}")
-        self.st.where = ChatKind.PRIVATE
-        self.st.names[uid] = self.st.who.name
         await self.app.core.on_start(self.ctx(), inv.code)
         self.say(f"现在你是 {role} {scope}（私聊）。")
 
