@@ -237,7 +237,7 @@ class IntakeWriter:
         await s.execute(Ticket.__table__.insert(),
                         [{k: getattr(tk, k) for k in cols} for tk in tickets.values()])
         ids = dict((await s.execute(select(Ticket.number, Ticket.id).where(
-            Ticket.number.in_([tk.number for tk in tickets.values()])))).tuples().all())
+            Ticket.number.in_([tk.number for tk in tickets.values()])))).all())
         for ticket in tickets.values():
             ticket.id = ids[ticket.number]
         await s.execute(TicketEvent.__table__.insert(), [
@@ -293,7 +293,9 @@ class IntakeWriter:
             key = "ticket.ask_place" if candidates else "ticket.ask_place_unknown"
             buttons = notify.place_buttons(
                 ticket.id, [(c, idx.label(c)) for c in candidates], lang) if candidates else []
-            msgs.append(_reply(ticket, ib, t(key, lang, number=ticket.number), buttons))
+            # remembered even without buttons: the resident answers by replying to it
+            msgs.append(_reply(ticket, ib, t(key, lang, number=ticket.number), buttons,
+                               remember=True))
         return msgs
 
     async def _coordinators_for_no_worker(
@@ -318,13 +320,14 @@ class IntakeWriter:
                     out.append(msg)
 
 
-def _reply(ticket: Ticket, ib: Inbound, text: str, buttons: Any = None) -> Outbound:
+def _reply(ticket: Ticket, ib: Inbound, text: str, buttons: Any = None,
+           remember: bool = False) -> Outbound:
     group = ib.chat_kind == ChatKind.GROUP
     return Outbound(
         channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind, text=text,
         buttons=buttons or [], reply_to=ib.message_id, ticket_id=ticket.id,
         mention_user_id=ib.sender_id if group else None,
-        mention_name=ib.sender_name if group else None, remember=bool(buttons),
+        mention_name=ib.sender_name if group else None, remember=remember or bool(buttons),
     )
 
 
@@ -345,7 +348,7 @@ async def _drop_seen(s: AsyncSession, batch: list[_Job]) -> list[int]:
         (await s.execute(
             select(InboundLog.channel, InboundLog.external_id).where(
                 InboundLog.external_id.in_([k[1] for k in keys]))
-        )).tuples().all()
+        )).all()
     )
     fresh: list[int] = []
     for i, job in enumerate(batch):
@@ -364,7 +367,7 @@ async def _album_tickets(s: AsyncSession, inbounds: list[Inbound]) -> dict[str, 
         select(InboundLog.media_group_id, InboundLog.ticket_id).where(
             InboundLog.media_group_id.in_(groups), InboundLog.ticket_id.is_not(None))
     )
-    return {g: tid for g, tid in rows.tuples().all() if g and tid}
+    return {g: tid for g, tid in rows.all() if g and tid}
 
 
 async def _bindings(
@@ -381,7 +384,7 @@ async def _bindings(
         .outerjoin(Grid, Grid.id == ChatBinding.grid_id)
         .where(ChatBinding.channel == channel, ChatBinding.chat_id.in_(chats))
     )
-    return {chat: (code, comm) for chat, code, comm in rows.tuples().all()}
+    return {chat: (code, comm) for chat, code, comm in rows.all()}
 
 
 async def _private_chats(s: AsyncSession, inbounds: Any) -> dict[str, str]:
@@ -392,7 +395,7 @@ async def _private_chats(s: AsyncSession, inbounds: Any) -> dict[str, str]:
             Identity.channel == first.channel, Identity.user_id.in_(users),
             Identity.private_chat_id.is_not(None))
     )
-    return {u: c for u, c in rows.tuples().all() if c}
+    return {u: c for u, c in rows.all() if c}
 
 
 async def _allocate_numbers(
@@ -425,7 +428,7 @@ async def _claim_recent_media(
         .where(InboundLog.has_media.is_(True), InboundLog.channel == channel,
                InboundLog.received_at >= earliest,
                InboundLog.sender_id.in_({k[1] for k in by_sender}))
-    )).tuples().all()
+    )).all()
     attach: list[dict[str, Any]] = []
     photos: dict[int, list[str]] = {}
     for row_id, chat_id, sender_id, media, at in rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -75,10 +75,16 @@ class Outbound:
     remember: bool = False
 
     def payload(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("channel", "chat_id", "chat_kind", "ticket_id"):
-            d.pop(k)
-        return d
+        # by hand: dataclasses.asdict deep-copies and was a tenth of intake's CPU time
+        return {
+            "text": self.text,
+            "buttons": [[_button_dict(b) for b in row] for row in self.buttons],
+            "reply_to": self.reply_to,
+            "photos": list(self.photos),
+            "mention_user_id": self.mention_user_id,
+            "mention_name": self.mention_name,
+            "remember": self.remember,
+        }
 
     @classmethod
     def from_row(
@@ -109,6 +115,17 @@ class Outbound:
             ticket_id=ticket_id,
             remember=bool(p.get("remember")),
         )
+
+
+def _button_dict(b: Button) -> dict[str, Any]:
+    action = b.action
+    return {
+        "text": b.text,
+        "action": {"op": action.op, "ticket_id": action.ticket_id, "arg": action.arg}
+        if action else None,
+        "url": b.url,
+        "request_location": b.request_location,
+    }
 
 
 class SendError(Exception):

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from models.db import make_engine, make_sessionmaker, upgrade
 from models.enums import ChatKind
 from models.people import Identity, Person, StaffAssignment
 from models.tickets import Outbox, SentMessage, Ticket
+from tests.pg import fresh_database
 
 Maker = async_sessionmaker[AsyncSession]
 TG = "telegram"
@@ -552,18 +552,8 @@ async def test_run_loop_sleeps_when_idle_and_wakes_on_demand(
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
-    asyncpg = pytest.importorskip("asyncpg")
-    try:
-        admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as e:
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 as postgres: {e}")
-    name = f"outbox_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database("outbox_test") as url:
+        yield url
 
 
 async def test_two_workers_on_postgres_send_each_row_once(pg_url: str, clock: FakeClock) -> None:

@@ -1,0 +1,79 @@
+"""PostgreSQL as the multi-instance backend: two service instances share one database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import App, build_app
+from bot.messages import Inbound
+from bot.sweeper import sweep_once
+from config.settings import Settings
+from models.base import utcnow
+from models.enums import ChatKind
+from models.enums import TicketState as S
+from models.tickets import InboundLog, Outbox, Ticket
+from tests.pg import fresh_database
+
+
+@pytest.fixture
+async def two_instances() -> AsyncIterator[tuple[App, App]]:
+    async with fresh_database("intake_test") as url:
+        settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+        first = await build_app(settings, senders={})
+        second = await build_app(settings, senders={})
+        try:
+            yield first, second
+        finally:
+            await first.close()
+            await second.close()
+
+
+def report(i: int, text: str = "报事 南关村口垃圾没人清") -> Inbound:
+    return Inbound(channel="telegram", external_id=f"-100:{i}", chat_id="-100",
+                   chat_kind=ChatKind.GROUP, sender_id=str(5000 + i % 7),
+                   sender_name=f"居民{i % 7}", text=text, message_id=str(i))
+
+
+async def test_same_reports_through_two_instances_make_one_ticket_each(
+    two_instances: tuple[App, App],
+) -> None:
+    a, b = two_instances
+    reports = [report(i) for i in range(120)]
+    # each instance gets every report (a redelivery landing on the other instance), at once
+    results = await asyncio.gather(
+        *(a.core.on_message(r) for r in reports), *(b.core.on_message(r) for r in reports))
+    kinds = [r.kind for r in results]
+    assert kinds.count("report") == 120 and kinds.count("duplicate") == 120
+    async with a.deps.sm() as s:
+        tickets = await s.scalar(select(func.count()).select_from(Ticket))
+        numbers = await s.scalar(select(func.count(func.distinct(Ticket.number))))
+        logged = await s.scalar(select(func.count()).select_from(InboundLog))
+        replies = await s.scalar(select(func.count()).select_from(Outbox).where(
+            Outbox.chat_id == "-100"))
+        states = set((await s.scalars(select(Ticket.state))).all())
+    assert tickets == numbers == logged == replies == 120
+    assert states == {S.ASSIGNED.value}
+
+
+async def test_sweepers_on_two_instances_handle_each_due_ticket_once(
+    two_instances: tuple[App, App],
+) -> None:
+    a, b = two_instances
+    for i in range(40):
+        await a.core.on_message(report(i, "报事 这里有个坑"))  # no place: asked, waits
+    later = utcnow() + timedelta(hours=2)
+    a.deps.clock = b.deps.clock = lambda: later
+    done = await asyncio.gather(sweep_once(a.deps), sweep_once(b.deps))
+    assert sum(done) == 40
+    async with a.deps.sm() as s:
+        unrouted = await s.scalar(select(func.count()).select_from(Ticket).where(
+            Ticket.unrouted.is_(True)))
+        told = await s.scalar(select(func.count()).select_from(Outbox).where(
+            Outbox.chat_id == "-100"))
+    assert unrouted == 40
+    assert told == 80  # one question at intake, one "moved to the community queue" each
