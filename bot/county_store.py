@@ -104,13 +104,17 @@ async def _communities(
             existing[d.code] = row
         changed = _assign(row, {"name": d.name, "extra": dict(d.extra), "active": True})
         _tally(c, created, changed)
-    wanted = {d.code for d in data}
+    _deactivate_missing(existing, {d.code for d in data}, c)
+    await session.flush()
+    return existing
+
+
+def _deactivate_missing(existing: dict[str, Any], wanted: set[str], c: Counts) -> None:
+    """Rows gone from the files stay (tickets point at them) but stop being used."""
     for code, row in existing.items():
         if code not in wanted and row.active:
             row.active = False
             c.deactivated += 1
-    await session.flush()
-    return existing
 
 
 async def _grids(
@@ -133,11 +137,7 @@ async def _grids(
             "active": True,
         })  # fmt: skip
         _tally(c, created, changed)
-    wanted = {d.code for d in data}
-    for code, row in existing.items():
-        if code not in wanted and row.active:
-            row.active = False
-            c.deactivated += 1
+    _deactivate_missing(existing, {d.code for d in data}, c)
     await session.flush()
     return existing
 

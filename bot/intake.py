@@ -283,6 +283,8 @@ class IntakeWriter:
                 link = self._follow(ib.channel, ticket.number)
                 if link:
                     text += "\n" + t("ticket.received_follow", lang, link=link)
+            if len(ib.text) > MAX_TEXT:
+                text += "\n" + t("error.too_long", lang, limit=MAX_TEXT)
             msgs.append(_reply(ticket, ib, text))
             if worker is not None:
                 card = notify.worker_card(ticket, worker, idx.label(
@@ -296,6 +298,8 @@ class IntakeWriter:
             # remembered even without buttons: the resident answers by replying to it
             msgs.append(_reply(ticket, ib, t(key, lang, number=ticket.number), buttons,
                                remember=True))
+            if ib.chat_kind == ChatKind.PRIVATE:
+                msgs.append(notify.location_request(ticket, ib.chat_id, lang))
         return msgs
 
     async def _coordinators_for_no_worker(

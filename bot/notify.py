@@ -107,3 +107,11 @@ def place_buttons(ticket_id: int, candidates: list[tuple[str, str]], lang: str
     rows = [[Button(label, Action("place", ticket_id, code))] for code, label in candidates[:8]]
     rows.append([Button(t("btn.other_place", lang), Action("place", ticket_id, "-"))])
     return rows
+
+
+def location_request(ticket: Ticket, private_chat_id: str, lang: str) -> Outbound:
+    """Platforms can ask for a location only in a private chat, and only as its own keyboard."""
+    return Outbound(channel=ticket.channel, chat_id=private_chat_id, chat_kind=ChatKind.PRIVATE,
+                    text=t("ticket.share_location_hint", lang),
+                    buttons=[[Button(t("btn.share_location", lang), request_location=True)]],
+                    ticket_id=ticket.id)

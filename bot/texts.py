@@ -14,6 +14,7 @@ ZH: dict[str, str] = {
     "ticket.unrouted": "工单 {number} 暂未确定网格，已转社区工作人员处理。",
     "ticket.duplicate_media": "已把照片补充到工单 {number}。",
     "btn.share_location": "📍 发送位置",
+    "ticket.share_location_hint": "也可以点下面的按钮直接发送您的位置。",
     "btn.other_place": "都不是",
     # worker card
     "card.title": "【新工单】{number}",
@@ -123,6 +124,7 @@ EN: dict[str, str] = {
     "ticket.unrouted": "Ticket {number} has no grid yet; community staff will handle it.",
     "ticket.duplicate_media": "Photos added to ticket {number}.",
     "btn.share_location": "📍 Share location",
+    "ticket.share_location_hint": "Or tap below to share your location.",
     "btn.other_place": "None of these",
     "card.title": "[New ticket] {number}",
     "card.body": (

@@ -76,6 +76,9 @@ class ConsoleSender:
         for row in msg.buttons:
             cells = []
             for b in row:
+                if b.request_location:
+                    cells.append(f"[{b.text}: /loc 纬度 经度]")
+                    continue
                 if b.action is None:
                     continue
                 n = st.next_button

@@ -47,3 +47,9 @@ def test_clean_text_drops_the_report_word() -> None:
     assert report_word("  报修：水管漏了") == "报修"
     assert clean_text("报修：水管漏了") == "水管漏了"
     assert clean_text("x" * 5000) == "x" * 2000
+
+
+def test_other_bots_commands_are_not_reports() -> None:
+    assert not is_report(ib("/start@grid_intake_bot", mentions_bot=True))
+    assert not is_report(ib("/help", ChatKind.PRIVATE))
+    assert is_report(ib("/report 楼道灯坏了"))

@@ -36,7 +36,13 @@ from aiogram.types import (
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel
 
-from .recording import NOT_MODIFIED, chat_json, error_body, photo_sizes_json
+from .recording import (
+    _ADMIN_RIGHTS_TRUE,
+    NOT_MODIFIED,
+    chat_json,
+    error_body,
+    photo_sizes_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +88,6 @@ _STRING_PARAMS = frozenset(
     }
 )
 
-_ADMIN_RIGHTS_TRUE = frozenset(
-    {
-        "can_manage_chat",
-        "can_delete_messages",
-        "can_restrict_members",
-        "can_invite_users",
-        "can_pin_messages",
-        "can_change_info",
-    }
-)
 
 _MEMBER_MODELS: dict[str, type[BaseModel]] = {
     "creator": ChatMemberOwner,
