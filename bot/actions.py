@@ -35,8 +35,8 @@ async def resident_chat(s: AsyncSession, ticket: Ticket) -> str | None:
 
 async def tell_resident(s: AsyncSession, ticket: Ticket, text: str,
                         buttons: list[list[Button]] | None = None,
-                        photos: list[str] | None = None) -> None:
-    msg = notify.to_resident(ticket, await resident_chat(s, ticket), text, buttons)
+                        photos: list[str] | None = None, remember: bool = False) -> None:
+    msg = notify.to_resident(ticket, await resident_chat(s, ticket), text, buttons, remember)
     msg.photos = list(photos or [])
     enqueue(s, msg)
 
@@ -47,8 +47,11 @@ async def tell_staff(s: AsyncSession, deps: Deps, role: StaffRole, ticket: Ticke
         targets = await directory.staff(s, role, grid_ids=[ticket.grid_id or 0],
                                         prefer_channel=ticket.channel)
     elif role == StaffRole.COORDINATOR:
+        # no community known: not every coordinator in the county (none of them may act on
+        # it); the caller falls back to the command centre
         targets = await directory.staff(s, role, community_id=ticket.community_id,
-                                        prefer_channel=ticket.channel)
+                                        prefer_channel=ticket.channel) \
+            if ticket.community_id is not None else []
     else:
         targets = await directory.staff(s, role, prefer_channel=ticket.channel)
     sent = 0

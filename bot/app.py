@@ -104,6 +104,7 @@ async def build_app(
     await prepare_database(settings)
     engine = make_engine(settings.database_url)
     sm = make_sessionmaker(engine)
+    sm.configure(info={"clock": clock})  # outbox rows queued inside core calls use it
     county = CountyHolder(sm)
     await county.refresh(force=True)
     outbox = OutboxWorker(sm, senders, settings, clock=clock)

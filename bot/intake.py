@@ -44,7 +44,14 @@ def report_word(text: str) -> str | None:
     return next((w for w in REPORT_WORDS if s.startswith(w)), None)
 
 
+def is_command(text: str) -> bool:
+    """A slash command (ours or another bot's); /report is the one that files a report."""
+    return text.lstrip().startswith("/") and report_word(text) is None
+
+
 def is_report(inbound: Inbound) -> bool:
+    if is_command(inbound.text):
+        return False
     if inbound.chat_kind == ChatKind.PRIVATE:
         return True
     return inbound.mentions_bot or inbound.reply_to_bot or report_word(inbound.text) is not None
@@ -203,8 +210,8 @@ class IntakeWriter:
             res = idx.router.route(text, chat_grid=bound_grid, location=ib.location)
             routes[i] = res
             grid = idx.grids.get(res.grid or "") if res.status == RouteStatus.ROUTED else None
-            community_id = grid.community_id if grid else _community_of(idx, bound_grid,
-                                                                         bound_comm)
+            community_id = grid.community_id if grid else _community_of(
+                idx, bound_grid, bound_comm, res.candidates)
             ticket = Ticket(
                 number=number, category=categorize(text).value, text=text,
                 place_text="、".join(m for m in res.matched if m not in ("chat", "location")),
@@ -335,9 +342,15 @@ def _reply(ticket: Ticket, ib: Inbound, text: str, buttons: Any = None,
     )
 
 
-def _community_of(idx: CountyIndex, grid_code: str | None, community_id: int | None) -> int | None:
+def _community_of(idx: CountyIndex, grid_code: str | None, community_id: int | None,
+                  candidates: list[str]) -> int | None:
     if grid_code and grid_code in idx.grids:
         return idx.grids[grid_code].community_id
+    if community_id is None:
+        # candidates all in one community: its staff can route it (and may, by the table)
+        found = {idx.grids[c].community_id for c in candidates if c in idx.grids}
+        if len(found) == 1:
+            return found.pop()
     return community_id
 
 

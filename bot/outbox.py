@@ -65,7 +65,8 @@ def outbox_values(msg: Outbound, now: datetime) -> dict[str, Any]:
 
 def enqueue(session: AsyncSession, msg: Outbound, now: datetime | None = None) -> None:
     """Add a row in the caller's transaction; it is sent only once the caller commits."""
-    session.add(Outbox(**outbox_values(msg, now or utcnow())))
+    # stamped with the app's clock (build_app puts it in session.info), the one the worker reads
+    session.add(Outbox(**outbox_values(msg, now or session.info.get("clock", utcnow)())))
 
 
 def backoff(attempt: int, rnd: float) -> float:

@@ -11,14 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import actions, directory, onboarding, queries
 from bot.deps import Ctx, Deps
-from bot.intake import IntakeOutcome, IntakeWriter, is_report
+from bot.intake import IntakeOutcome, IntakeWriter, is_command, is_report
 from bot.lifecycle import TransitionRefused
 from bot.messages import Action, Inbound
 from bot.texts import t
 from models.enums import ChatKind, RouteStatus
 from models.enums import TicketState as S
 from models.people import Identity
-from models.tickets import PendingInput, SentMessage, Ticket
+from models.tickets import InboundLog, PendingInput, SentMessage, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,10 @@ class Core:
                     await queries.status(s, self.deps, ctx, text.upper())
             self.deps.wake_outbox()
             return Handled("query")
+        if is_command(text):
+            if ib.chat_kind == ChatKind.PRIVATE:
+                await self.on_help(ctx)
+            return Handled("ignored")
         if is_report(ib):
             out = await self.intake.submit(ib, report=True)
             return Handled("duplicate" if out.duplicate else "report", out)
@@ -68,36 +72,53 @@ class Core:
         return Handled("ignored")
 
     async def _follow_up(self, ctx: Ctx, ib: Inbound) -> Handled | None:
-        """Answers to a question the bot asked, and workers' replies to a card."""
+        """Answers to a question the bot asked, and workers' replies to a card.
+
+        Logged under the same key as a report, in the same transaction: a platform that
+        redelivers (offset not yet confirmed when the process died) gets no second effect.
+        """
         async with self.deps.sm() as s, s.begin():
-            if ib.chat_kind == ChatKind.PRIVATE:
-                await self._remember_private_chat(s, ctx)
-            pending = await s.scalar(select(PendingInput).where(
-                PendingInput.channel == ctx.channel, PendingInput.user_id == ctx.user_id,
-                PendingInput.expires_at > self.deps.clock()))
-            reply_ticket = await self._replied_ticket(s, ib)
-            # in a group only a reply to the question, or a shared location, answers it
-            if pending is not None and pending.action == "place" and (
-                    reply_ticket not in (None, pending.ticket_id)
-                    or (ib.chat_kind == ChatKind.GROUP and reply_ticket is None
-                        and ib.location is None)):
-                return None
-            if pending is not None:
-                ticket = await s.get(Ticket, pending.ticket_id, with_for_update=True)
-                if ticket is not None:
-                    return await self._answer(s, ctx, ib, pending, ticket)
-            if reply_ticket is not None and ib.chat_kind == ChatKind.PRIVATE:
-                ticket = await s.get(Ticket, reply_ticket, with_for_update=True)
-                if ticket is not None:
-                    try:
-                        said = await actions.progress_note(s, self.deps, ctx, ticket,
-                                                           ib.text.strip(), ib.media)
-                    except actions.Refused as no:
-                        ctx.reply(s, str(no))
-                        return Handled("progress")
-                    if said:
-                        ctx.reply(s, said)
-                        return Handled("progress")
+            if await s.scalar(select(InboundLog.id).where(
+                    InboundLog.channel == ib.channel, InboundLog.external_id == ib.external_id)):
+                return Handled("duplicate")
+            done = await self._answer_or_note(s, ctx, ib)
+            if done is not None:
+                s.add(InboundLog(channel=ib.channel, external_id=ib.external_id,
+                                 chat_id=ib.chat_id, sender_id=ib.sender_id,
+                                 received_at=ib.received_at))
+            return done
+
+    async def _answer_or_note(self, s: AsyncSession, ctx: Ctx, ib: Inbound) -> Handled | None:
+        if ib.chat_kind == ChatKind.PRIVATE:
+            await self._remember_private_chat(s, ctx)
+        pending = await s.scalar(select(PendingInput).where(
+            PendingInput.channel == ctx.channel, PendingInput.user_id == ctx.user_id,
+            PendingInput.expires_at > self.deps.clock()))
+        reply_ticket = await self._replied_ticket(s, ib)
+        # in a group only a reply to the question, or a shared location, answers it
+        if pending is not None and pending.action == "place" and (
+                reply_ticket not in (None, pending.ticket_id)
+                or (ib.chat_kind == ChatKind.GROUP and reply_ticket is None
+                    and ib.location is None)):
+            return None
+        if pending is not None and reply_ticket not in (None, pending.ticket_id):
+            pending = None  # a reply to another ticket's card is about that ticket
+        if pending is not None:
+            ticket = await s.get(Ticket, pending.ticket_id, with_for_update=True)
+            if ticket is not None:
+                return await self._answer(s, ctx, ib, pending, ticket)
+        if reply_ticket is not None and ib.chat_kind == ChatKind.PRIVATE:
+            ticket = await s.get(Ticket, reply_ticket, with_for_update=True)
+            if ticket is not None:
+                try:
+                    said = await actions.progress_note(s, self.deps, ctx, ticket,
+                                                       ib.text.strip(), ib.media)
+                except actions.Refused as no:
+                    ctx.reply(s, str(no))
+                    return Handled("progress")
+                if said:
+                    ctx.reply(s, said)
+                    return Handled("progress")
         return None
 
     async def _answer(self, s: AsyncSession, ctx: Ctx, ib: Inbound, pending: PendingInput,
@@ -146,7 +167,7 @@ class Core:
         await actions.tell_resident(
             s, ticket, t(key, ctx.lang, number=ticket.number),
             notify.place_buttons(ticket.id, [(c, idx.label(c)) for c in ticket.candidates],
-                                 ctx.lang) if ticket.candidates else None)
+                                 ctx.lang) if ticket.candidates else None, remember=True)
 
     async def _replied_ticket(self, s: AsyncSession, ib: Inbound) -> int | None:
         if not ib.reply_to_message_id:
