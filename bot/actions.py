@@ -173,13 +173,19 @@ async def _return_start(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, a
     return t("worker.ask_return_reason", actor.lang)
 
 
+def transfer_targets(deps: Deps, ticket: Ticket) -> list[str]:
+    """Where a worker may pass a ticket on: the grids around theirs (offered and accepted)."""
+    idx = deps.county.index
+    here = idx.grids_by_id[ticket.grid_id].code if ticket.grid_id in idx.grids_by_id else ""
+    return [g for g in idx.router.neighbours(here) if g != here and g in idx.grids]
+
+
 async def _transfer_start(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                           _arg: str) -> str:
     _check(ticket, S.ASSIGNED, actor, ACTIVE - {S.REOPENED})
     idx = deps.county.index
-    here = idx.grids_by_id[ticket.grid_id].code if ticket.grid_id in idx.grids_by_id else ""
-    options = [g for g in idx.router.neighbours(here) if g != here][:8]
-    rows = [[Button(idx.label(g), Action("transfer_to", ticket.id, g))] for g in options]
+    rows = [[Button(idx.label(g), Action("transfer_to", ticket.id, g))]
+            for g in transfer_targets(deps, ticket)[:8]]
     ctx.reply(s, t("worker.choose_grid", actor.lang), buttons=rows + cancel_button(ticket.id,
                                                                                   actor.lang))
     return t("worker.choose_grid", actor.lang)
@@ -188,6 +194,8 @@ async def _transfer_start(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
 async def _transfer_to(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                        arg: str) -> str:
     _check(ticket, S.ASSIGNED, actor, ACTIVE - {S.REOPENED})
+    if arg not in transfer_targets(deps, ticket):
+        raise Refused(t("worker.not_allowed", actor.lang))
     idx = deps.county.index
     old = ticket.grid_id
     await assign_to_grid(s, deps, ticket, arg, actor, "card.transferred",
@@ -269,16 +277,42 @@ async def _place(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: A
     return text
 
 
+def assign_targets(deps: Deps, ticket: Ticket, community_id: int | None = None) -> list[str]:
+    """Grids staff may hand a ticket to: the router's candidates, then the community's grids."""
+    idx = deps.county.index
+    community_id = community_id if community_id is not None else ticket.community_id
+    codes = [c for c in ticket.candidates or [] if c in idx.grids]
+    codes += [g.code for g in idx.grids.values() if g.community_id == community_id]
+    return list(dict.fromkeys(codes))
+
+
 async def _assign(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                   arg: str) -> str:
     if not actor.roles & {Role.COORDINATOR, Role.CENTRE, Role.LEADER}:
         raise Refused(t("worker.not_allowed", actor.lang))
     _check(ticket, S.ASSIGNED, actor, {S.REPORTED, S.RETURNED})
+    # the command centre may send it anywhere; community staff only within their community
+    if Role.CENTRE not in actor.roles and arg not in assign_targets(deps, ticket):
+        raise Refused(t("worker.not_allowed", actor.lang))
     await assign_to_grid(s, deps, ticket, arg, actor, note="assigned by staff")
     grid = deps.county.index.grid_name(ticket.grid_id)
     await tell_resident(s, ticket, t("ticket.place_chosen", "zh", number=ticket.number,
                                      grid=grid))
     return t("coord.assigned", actor.lang, number=ticket.number, grid=grid)
+
+
+async def _pick_community(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
+                          arg: str) -> str:
+    """The centre routing a ticket nobody could place: first the community, then the grid."""
+    if Role.CENTRE not in actor.roles or arg not in deps.county.index.communities:
+        raise Refused(t("worker.not_allowed", actor.lang))
+    _check(ticket, S.ASSIGNED, actor, {S.REPORTED, S.RETURNED})
+    idx = deps.county.index
+    community_id = idx.communities[arg][0]
+    rows = [[Button(idx.label(c), Action("assign", ticket.id, c))]
+            for c in assign_targets(deps, ticket, community_id)]
+    ctx.reply(s, t("coord.assign_to", actor.lang), buttons=rows, ticket_id=ticket.id)
+    return t("coord.assign_to", actor.lang)
 
 
 async def to_unrouted(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
@@ -297,11 +331,12 @@ async def to_unrouted(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
 
 async def assign_buttons(deps: Deps, ticket: Ticket) -> list[list[Button]]:
     idx = deps.county.index
-    codes = list(ticket.candidates or [])
-    if ticket.community_id is not None:
-        codes += [g.code for g in idx.grids.values() if g.community_id == ticket.community_id]
-    codes = list(dict.fromkeys(codes))[:8] or list(idx.grids)[:8]
-    return [[Button(idx.label(c), Action("assign", ticket.id, c))] for c in codes]
+    codes = assign_targets(deps, ticket)
+    if codes:
+        return [[Button(idx.label(c), Action("assign", ticket.id, c))] for c in codes[:12]]
+    # nothing to go on: let the command centre pick the community first
+    return [[Button(f"{name}社区", Action("pickcomm", ticket.id, code))]
+            for code, (_id, name) in idx.communities.items()]
 
 
 # -- answers typed after a button asked for them ---------------------------------------------
@@ -378,6 +413,7 @@ _HANDLERS = {
     "rate": _rate,
     "place": _place,
     "assign": _assign,
+    "pickcomm": _pick_community,
 }
 OPS = frozenset(_HANDLERS)
 

@@ -520,6 +520,19 @@ async def test_return_goes_to_coordinator_who_assigns_again(staffed: Flow) -> No
     assert "社岭网格" in plain(flow.texts(GROUP)[-1])
 
 
+async def test_coordinator_cannot_assign_outside_their_community(staffed: Flow) -> None:
+    flow = staffed
+    tk = await report(flow)
+    await flow.press(WORKER, WORKER, "退回", tk.number)
+    await flow.say(WORKER, "不归我管")
+    await flow.deliver()
+    n_events = len(await events(flow.tg, tk.id))
+    answer = await flow.tap(COORD, f"t1:assign:{tk.id}:QF-02", COORD, 1_000_000)  # 栖凤's grid
+    assert answer.show_alert and answer.text == NOT_ALLOWED
+    tk = await ticket(flow.tg)
+    assert tk.state == S.RETURNED and len(await events(flow.tg, tk.id)) == n_events
+
+
 async def test_transfer_offers_neighbours_and_moves_ticket(staffed: Flow) -> None:
     flow = staffed
     tk = await report(flow)
@@ -606,13 +619,19 @@ async def test_unknown_place_in_unbound_group_goes_to_the_centre(staffed: Flow) 
     await flow.deliver()
     assert flow.sent(COORD) == []  # 府南 has no claim on it: no buttons it could not use
     req, _ = flow.last(CENTRE, "【待分派】")
-    offered = list(buttons(req))  # (today: the county's first 8 grids; FN-02 is not among them)
-    assert offered
-    answer = await flow.press(CENTRE, CENTRE, offered[0], tk.number)
+    # nothing to go on: the centre picks the community, then any of its grids
+    assert list(buttons(req)) == ["西城社区", "西街社区", "府南社区", "东街社区", "文昌社区",
+                                  "栖凤社区"]
+    answer = await flow.press(CENTRE, CENTRE, "府南社区", tk.number)
+    assert not answer.show_alert
+    await flow.deliver()
+    pick, _ = flow.last(CENTRE, "派给哪个网格")
+    assert "府南·南关" in buttons(pick) and "西城·西关" not in buttons(pick)
+    answer = await flow.press(CENTRE, CENTRE, "府南·南关", "派给哪个网格")
     assert not answer.show_alert
     tk = await ticket(flow.tg)
-    assert tk.state == S.ASSIGNED and flow.tg.app.deps.county.index.label(
-        flow.tg.app.deps.county.index.grids_by_id[tk.grid_id].code) == offered[0]
+    assert tk.state == S.ASSIGNED
+    assert flow.tg.app.deps.county.index.grids_by_id[tk.grid_id].code == "FN-02"
 
 
 async def test_unknown_place_is_asked_then_swept_to_coordinator(staffed: Flow) -> None:
@@ -733,6 +752,8 @@ async def test_follow_link_start_shows_status_privately(staffed: Flow) -> None:
     "t1:assign:{mine}:FN-03",  # a worker may not assign
     "t1:rate:{mine}:satisfied",  # the worker is not the reporter
     "t1:place:{mine}:FN-03",
+    "t1:transfer_to:{mine}:QF-02",  # not a neighbour of FN-02: never offered
+    "t1:pickcomm:{mine}:FN",  # only the command centre picks a community
 ])
 async def test_forged_callback_is_refused_and_changes_nothing(staffed: Flow, forged: str) -> None:
     flow = staffed
