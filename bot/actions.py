@@ -80,6 +80,18 @@ async def send_card(s: AsyncSession, deps: Deps, ticket: Ticket, title: str = "c
     return True
 
 
+async def cards_waiting_for(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10) -> int:
+    """A worker who joins after tickets were routed to them gets those cards now."""
+    person_id = await s.scalar(select(Identity.person_id).where(
+        Identity.channel == ctx.channel, Identity.user_id == ctx.user_id))
+    if person_id is None:
+        return 0
+    waiting = (await s.scalars(select(Ticket).where(
+        Ticket.assignee_id == person_id, Ticket.state.in_([x.value for x in ACTIVE]))
+        .order_by(Ticket.id).limit(limit))).all()
+    return sum([await send_card(s, deps, tk) for tk in waiting])
+
+
 async def assign_to_grid(s: AsyncSession, deps: Deps, ticket: Ticket, grid_code: str,
                          actor: Actor, title: str = "card.title", note: str = "") -> None:
     """Route (or re-route) a ticket to a grid's first worker and hand them the card."""

@@ -201,6 +201,7 @@ class Core:
                 await queries.follow(s, self.deps, ctx, payload[2:].upper())
             elif payload:
                 ctx.reply(s, await onboarding.redeem(s, self.deps, ctx, payload))
+                await actions.cards_waiting_for(s, self.deps, ctx)
             else:
                 ctx.reply(s, t("start.welcome", ctx.lang))
         self.deps.wake_outbox()

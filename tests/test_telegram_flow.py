@@ -207,6 +207,20 @@ async def report(flow: Flow, text: str = REPORT, user: int = RESIDENT, **kw: Any
 
 # --------------------------------------------------------------------------- 1. onboarding
 
+async def test_worker_who_joins_late_gets_the_cards_waiting_for_them(flow: Flow) -> None:
+    await onboard(flow, COORD)
+    tk = await report(flow)
+    assert tk.assignee_id is not None  # the worker from grids.yaml, not yet on Telegram
+    assert flow.last(COORD, "没有绑定网格员")
+    role, grid, community = STAFF[WORKER]
+    await flow.say(WORKER, f"/start {await invite(flow.tg, role, grid=grid, community=community)}")
+    await flow.deliver()
+    texts = flow.texts(WORKER)
+    assert "绑定成功" in texts[0]
+    card, _ = flow.last(WORKER, tk.number)
+    assert "【新工单】" in card.text and "接单" in buttons(card)
+
+
 async def test_invites_bind_worker_leader_and_coordinator(flow: Flow) -> None:
     tg = flow.tg
     codes = {
