@@ -950,3 +950,67 @@ async def test_worker_changes_category_with_audit_event(staffed: Flow) -> None:
     # a resident can't
     answer = await flow.tap(RESIDENT, f"t1:setcat:{tk.id}:NOISE", RESIDENT, 1_000_000)
     assert answer.show_alert and (await ticket(flow.tg)).category == Category.MUNICIPAL
+
+
+# --------------------------------------------------------------------------- 11. deadlines
+
+async def sweep(flow: Flow) -> int:
+    done = await sweeper.sweep_once(flow.tg.app.deps)
+    await flow.deliver()
+    return done
+
+
+async def test_unacknowledged_ticket_climbs_leader_community_centre(staffed: Flow) -> None:
+    flow = await onboard(staffed, CENTRE)
+    tk = await report(flow)  # Tuesday 10:00: acknowledge by 12:00
+    assert local(tk.ack_due_at, flow.tg.app.deps.sla.tz) == "03-03 12:00"
+    flow.clear()
+    flow.tg.clock.advance(minutes=119)
+    assert await sweep(flow) == 0
+    step = flow.tg.app.settings.escalation_steps_hours
+    seen = []
+    for who in (LEADER, COORD, CENTRE):
+        flow.tg.clock.advance(minutes=2 if who == LEADER else step * 60)
+        assert await sweep(flow) == 1
+        alerts = [x for x in flow.texts(who) if "【超时未接单】" in x]
+        assert len(alerts) == 1 and tk.number in alerts[0] and "南关" in alerts[0]
+        seen.append(who)
+        # nobody further up the ladder heard of it yet
+        assert not any("超时" in x for u in (LEADER, COORD, CENTRE) if u not in seen
+                       for x in flow.texts(u))
+    flow.tg.clock.advance(hours=step * 3)
+    assert await sweep(flow) == 0  # the top rung is the last
+    tk = await ticket(flow.tg)
+    assert tk.escalation_level == 3 and tk.escalation_at is None
+    assert [e.note for e in await events(flow.tg, tk.id) if e.kind == "escalate"] == [
+        "level 1", "level 2", "level 3"]
+
+
+async def test_acknowledging_after_an_alert_moves_to_the_resolve_deadline(staffed: Flow) -> None:
+    flow = staffed
+    tk = await report(flow)
+    flow.tg.clock.advance(hours=2, minutes=1)
+    assert await sweep(flow) == 1
+    await flow.press(WORKER, WORKER, "接单", tk.number)
+    tk = await ticket(flow.tg)
+    assert tk.state == S.ACKNOWLEDGED and tk.escalation_level == 1
+    assert tk.escalation_at == tk.resolve_due_at
+    assert local(tk.resolve_due_at, flow.tg.app.deps.sla.tz) == "03-06 18:00"
+
+
+async def test_resolved_without_a_rating_closes_after_the_wait(staffed: Flow) -> None:
+    flow = staffed
+    tk = await report(flow)
+    await flow.press(WORKER, WORKER, "办结", tk.number)
+    await flow.deliver()
+    await flow.say(WORKER, "已清运")
+    await flow.deliver()
+    flow.clear()
+    days = flow.tg.app.settings.confirm_days
+    flow.tg.clock.advance(days=days, minutes=-1)
+    assert await sweep(flow) == 0
+    flow.tg.clock.advance(minutes=2)
+    assert await sweep(flow) == 1
+    tk = await ticket(flow.tg)
+    assert tk.state == S.CLOSED and tk.satisfaction is None and tk.escalation_at is None
+    assert f"工单 {tk.number} 办结后未收到评价，已自动结案。" in plain(flow.texts(GROUP)[-1])
