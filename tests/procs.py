@@ -30,7 +30,7 @@ TOKEN = "123:ABC"
 _T = TypeVar("_T")
 
 # settings a developer's shell might carry that would change what the service does
-_SCRUB = ("DATABASE_URL", "HTTP_", "TELEGRAM_", "OUTBOX_", "SWEEP_", "PRIVATE_PER_",
+SCRUB = ("DATABASE_URL", "HTTP_", "TELEGRAM_", "OUTBOX_", "SWEEP_", "PRIVATE_PER_",
           "GROUP_PER_", "GLOBAL_PER_", "LOG_LEVEL", "SAMPLE_DATA", "COUNTY_DIR",
           "TICKET_PREFIX", "LANGUAGE", "TIMEZONE")
 
@@ -41,8 +41,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without settings a developer's shell might carry."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(SCRUB)}
+
+
 def service_env(db: Path, api_base: str, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_SCRUB)}
+    env = clean_env()
     env.update({
         "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
         "TELEGRAM_BOT_TOKEN": TOKEN,

@@ -1,0 +1,83 @@
+"""The command line as an operator uses it: import, route, invite (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.procs import REPO, clean_env
+
+SAMPLE = REPO / "config" / "sample"
+
+
+def run(db: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "run_bot.py", *args], cwd=REPO, input=stdin, text=True,
+        capture_output=True, timeout=60,
+        env={**clean_env(), "DATABASE_URL": f"sqlite+aiosqlite:///{db}", **env})
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "cli.db"
+
+
+def test_import_then_route_jsonl(db: Path) -> None:
+    done = run(db, "import", str(SAMPLE), SAMPLE_DATA="false")
+    assert done.returncode == 0, done.stderr
+    assert "grids        25 new" in done.stdout
+    lines = "\n".join(json.dumps(x, ensure_ascii=False) for x in [
+        {"text": "南关村路灯坏了"},
+        {"text": "锦绣花园的垃圾没人收"},
+        {"text": "有3个路灯坏了", "chat_grid": "FN-02"},
+        {"text": "这里有个坑", "lat": 0.0, "lon": 0.0},
+    ])
+    routed = run(db, "route", "--jsonl", stdin=lines + "\n", SAMPLE_DATA="false")
+    assert routed.returncode == 0, routed.stderr
+    out = [json.loads(x) for x in routed.stdout.splitlines()]
+    assert out[0] == {"grid": "FN-02", "status": "routed", "candidates": [],
+                      "matched": ["南关村"]}
+    assert out[1]["status"] == "ambiguous" and out[1]["grid"] is None
+    assert len(out[1]["candidates"]) == 2
+    assert out[2]["grid"] == "FN-02" and out[2]["status"] == "routed"
+    assert out[3] == {"grid": None, "status": "unknown", "candidates": [], "matched": []}
+    again = run(db, "import", str(SAMPLE), SAMPLE_DATA="false")
+    assert again.returncode == 0 and "grids        0 new, 0 updated" in again.stdout
+
+
+def test_broken_county_imports_nothing_and_says_where(db: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "county"
+    shutil.copytree(SAMPLE, broken)
+    rows = (broken / "places.csv").read_text(encoding="utf-8").splitlines()
+    rows[5] = rows[5].replace(rows[5].split(",")[0], "NO-SUCH", 1)
+    (broken / "places.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    done = run(db, "import", str(broken), SAMPLE_DATA="false")
+    assert done.returncode == 1
+    assert "places.csv" in done.stderr and "row 6" in done.stderr and "NO-SUCH" in done.stderr
+    assert "nothing changed" in done.stderr
+    if db.exists():
+        with sqlite3.connect(db) as con:
+            tables = {r[0] for r in con.execute("select name from sqlite_master")}
+            if "grids" in tables:
+                assert con.execute("select count(*) from grids").fetchone() == (0,)
+
+
+def test_invite_prints_a_code_and_refuses_unknown_grids(db: Path) -> None:
+    done = run(db, "invite", "--role", "worker", "--grid", "FN-02",
+               TELEGRAM_BOT_USERNAME="fushan_grid_bot")
+    assert done.returncode == 0, done.stderr
+    code = next(x.split()[1] for x in done.stdout.splitlines() if x.startswith("code:"))
+    assert f"link: https://t.me/fushan_grid_bot?start={code}" in done.stdout
+    with sqlite3.connect(db) as con:
+        assert con.execute("select role, used_at from invites where code = ?",
+                           (code,)).fetchone() == ("worker", None)
+    bad = run(db, "invite", "--role", "worker", "--grid", "XX-99")
+    assert bad.returncode == 1 and "XX-99" in bad.stdout
+    missing = run(db, "invite", "--role", "coordinator")
+    assert missing.returncode == 2 and "--community" in missing.stdout
