@@ -219,7 +219,11 @@ async def test_report_to_closed_ticket_over_http(svc: Service, api: FakeBotAPI) 
     last = max(u["update_id"] for c in api.calls_of("getUpdates") for u in c.result or [])
     assert await svc.current.stop() == 0
     assert api.confirmed_offset > last
-    assert "Traceback" not in svc.current.log()
+    log = svc.current.log()
+    assert "Traceback" not in log
+    # the log says what happened, but never the bot token or a staff member's phone number
+    assert "polling mode" in log and TOKEN not in log
+    assert not re.search(r"1[3-9]\d{9}", log)
 
 
 # -- redelivery ----------------------------------------------------------------------------
