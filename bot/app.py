@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -115,4 +116,8 @@ async def build_app(
         sm, county, deps.sla, prefix=settings.ticket_prefix,
         media_window=timedelta(seconds=settings.media_window_seconds), clock=clock,
         follow_link=follow_link, on_commit=outbox.wake, batch_max=settings.intake_batch_max)
-    return App(settings, engine, deps, Core(deps, intake), intake, outbox)
+    app = App(settings, engine, deps, Core(deps, intake), intake, outbox)
+    # everything built so far (routing index, models, libraries) lives as long as the process:
+    # keep it out of full collections, which otherwise pause intake for ~200 ms each
+    gc.freeze()
+    return app
