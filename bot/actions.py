@@ -9,12 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory, notify
 from bot.deps import Ctx, Deps
-from bot.lifecycle import SYSTEM, Actor, TransitionRefused, record, transition
-from bot.messages import Action, Button, Media, Outbound
+from bot.lifecycle import SYSTEM, Actor, record, transition
+from bot.messages import Action, Button, Inbound, Media
 from bot.outbox import enqueue
 from bot.sqlutil import insert_for
 from bot.texts import category_label, t
-from models.enums import Category, ChatKind, Role, Satisfaction, StaffRole
+from models.enums import Category, Role, RouteStatus, Satisfaction, StaffRole
 from models.enums import TicketState as S
 from models.people import Identity
 from models.tickets import Attachment, PendingInput, Ticket
@@ -353,6 +353,34 @@ async def assign_buttons(deps: Deps, ticket: Ticket) -> list[list[Button]]:
 
 # -- answers typed after a button asked for them ---------------------------------------------
 
+async def answer_place(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound,
+                       ticket: Ticket) -> None:
+    """The reporter's answer to "where is it?": a place name or a shared location."""
+    if S(ticket.state) != S.REPORTED or ticket.reporter_user_id != ctx.user_id:
+        return
+    idx = deps.county.index
+    res = idx.router.route(ib.text, location=ib.location)
+    if res.status == RouteStatus.ROUTED and res.grid:
+        actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
+        if ib.location:
+            ticket.lat, ticket.lon, ticket.datum = (ib.location.lat, ib.location.lon,
+                                                    ib.location.datum)
+        ticket.place_text = "、".join(m for m in res.matched if m not in ("chat", "location"))
+        await assign_to_grid(s, deps, ticket, res.grid, actor, note="resident answered")
+        await tell_resident(s, ticket, t(
+            "ticket.place_chosen", ctx.lang, number=ticket.number,
+            grid=idx.grid_name(ticket.grid_id)))
+        return
+    if res.candidates:
+        ticket.candidates = list(dict.fromkeys([*res.candidates, *ticket.candidates]))
+    await set_pending(s, deps, ctx, ticket.id, "place")
+    key = "ticket.ask_place" if ticket.candidates else "ticket.ask_place_unknown"
+    await tell_resident(
+        s, ticket, t(key, ctx.lang, number=ticket.number),
+        notify.place_buttons(ticket.id, [(c, idx.label(c)) for c in ticket.candidates],
+                             ctx.lang) if ticket.candidates else None, remember=True)
+
+
 async def finish_resolve(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, note: str,
                          media: list[Media]) -> str:
     actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
@@ -429,15 +457,3 @@ _HANDLERS = {
 }
 OPS = frozenset(_HANDLERS)
 
-__all__ = [
-    "OPS",
-    "ChatKind",
-    "Outbound",
-    "Refused",
-    "TransitionRefused",
-    "act",
-    "finish_resolve",
-    "finish_return",
-    "progress_note",
-    "to_unrouted",
-]

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import actions, directory, onboarding, queries
+from bot import actions, onboarding, queries
 from bot.deps import Ctx, Deps
 from bot.intake import IntakeOutcome, IntakeWriter, is_command, is_report
 from bot.lifecycle import TransitionRefused
 from bot.messages import Action, Inbound
 from bot.texts import t
-from models.enums import ChatKind, RouteStatus
-from models.enums import TicketState as S
+from models.enums import ChatKind
 from models.people import Identity
 from models.tickets import InboundLog, PendingInput, SentMessage, Ticket
 
@@ -136,38 +135,10 @@ class Core:
                 ctx.reply(s, await actions.finish_return(s, self.deps, ctx, ticket,
                                                          text or "—"))
             elif pending.action == "place":
-                await self._place_answer(s, ctx, ib, ticket)
+                await actions.answer_place(s, self.deps, ctx, ib, ticket)
         except actions.Refused as no:
             ctx.reply(s, str(no))
         return Handled(pending.action)
-
-    async def _place_answer(self, s: AsyncSession, ctx: Ctx, ib: Inbound, ticket: Ticket) -> None:
-        if S(ticket.state) != S.REPORTED or ticket.reporter_user_id != ctx.user_id:
-            return
-        idx = self.deps.county.index
-        res = idx.router.route(ib.text, location=ib.location)
-        if res.status == RouteStatus.ROUTED and res.grid:
-            actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
-            if ib.location:
-                ticket.lat, ticket.lon, ticket.datum = (ib.location.lat, ib.location.lon,
-                                                        ib.location.datum)
-            ticket.place_text = "、".join(m for m in res.matched if m not in ("chat", "location"))
-            await actions.assign_to_grid(s, self.deps, ticket, res.grid, actor,
-                                         note="resident answered")
-            await actions.tell_resident(s, ticket, t(
-                "ticket.place_chosen", ctx.lang, number=ticket.number,
-                grid=idx.grid_name(ticket.grid_id)))
-            return
-        if res.candidates:
-            ticket.candidates = list(dict.fromkeys([*res.candidates, *ticket.candidates]))
-        from bot import notify
-
-        await actions.set_pending(s, self.deps, ctx, ticket.id, "place")
-        key = "ticket.ask_place" if ticket.candidates else "ticket.ask_place_unknown"
-        await actions.tell_resident(
-            s, ticket, t(key, ctx.lang, number=ticket.number),
-            notify.place_buttons(ticket.id, [(c, idx.label(c)) for c in ticket.candidates],
-                                 ctx.lang) if ticket.candidates else None, remember=True)
 
     async def _replied_ticket(self, s: AsyncSession, ib: Inbound) -> int | None:
         if not ib.reply_to_message_id:
