@@ -23,13 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.messages import Outbound, PermanentSendError, RetryLater, Sender
+from bot.outbox_alerts import dead_letter_alerts
 from bot.ratelimit import RateLimiter
-from bot.texts import t
 from config.settings import Settings
 from models.base import utcnow
-from models.enums import ChatKind, OutboxStatus, StaffRole
-from models.people import ChatBinding, Identity, Person, StaffAssignment
-from models.tickets import Outbox, SentMessage, Ticket
+from models.enums import ChatKind, OutboxStatus
+from models.tickets import Outbox, SentMessage
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +449,13 @@ class OutboxWorker:
                 )
             )
             if not r.payload.get("alert"):
-                await _enqueue_alerts(s, r, now)
+                for alert in await dead_letter_alerts(
+                        s, row_id=r.id, channel=r.channel, chat_id=r.chat_id,
+                        chat_kind=r.chat_kind, ticket_id=r.ticket_id,
+                        text=str(r.payload.get("text", ""))):
+                    values = outbox_values(alert, now)
+                    values["payload"]["alert"] = True  # a dead alert raises no alert of its own
+                    s.add(Outbox(**values))
         return False
 
 
@@ -476,75 +481,3 @@ def _merge_writes(head: _Row) -> list[Any]:
         .values(status=OutboxStatus.COALESCED.value, coalesced_into=head.id, lease_until=None)
         .execution_options(synchronize_session=False),
     ]
-
-
-# -- dead-letter alerts -------------------------------------------------------
-
-
-async def _enqueue_alerts(s: AsyncSession, r: _Row, now: datetime) -> None:
-    community_id = None
-    if r.ticket_id is not None:
-        community_id = await s.scalar(select(Ticket.community_id).where(Ticket.id == r.ticket_id))
-    targets: list[tuple[str, str | None]] = []
-    if community_id is not None:
-        targets = await _staff_chats(s, r.channel, StaffRole.COORDINATOR, community_id)
-    if not targets:
-        targets = await _staff_chats(s, r.channel, StaffRole.CENTRE, None)
-    # the dead chat itself can't be told about its own failure
-    targets = [(chat, lang) for chat, lang in targets if chat != r.chat_id]
-    if not targets:
-        log.error("outbox row %s is dead and nobody on %s can be alerted", r.id, r.channel)
-        return
-    label = await _chat_label(s, r)
-    snippet = str(r.payload.get("text", ""))[:ALERT_SNIPPET]
-    for chat, lang in targets:
-        text = t("outbox.dead_letter", lang or "zh", chat=label, text=snippet)
-        msg = Outbound(
-            channel=r.channel,
-            chat_id=chat,
-            chat_kind=ChatKind.PRIVATE,
-            text=text,
-            ticket_id=r.ticket_id,
-        )
-        values = outbox_values(msg, now)
-        values["payload"]["alert"] = True  # a dead alert raises no alert of its own
-        s.add(Outbox(**values))
-
-
-async def _staff_chats(
-    s: AsyncSession, channel: str, role: StaffRole, community_id: int | None
-) -> list[tuple[str, str | None]]:
-    q = (
-        select(Identity.private_chat_id, Identity.language)
-        .join(Person, Person.id == Identity.person_id)
-        .join(StaffAssignment, StaffAssignment.person_id == Person.id)
-        .where(
-            StaffAssignment.role == role.value,
-            StaffAssignment.active.is_(True),
-            Person.active.is_(True),
-            Identity.channel == channel,
-            Identity.private_chat_id.is_not(None),
-        )
-        .order_by(Identity.id)
-    )
-    if community_id is not None:
-        q = q.where(StaffAssignment.community_id == community_id)
-    seen: dict[str, str | None] = {}
-    for chat, lang in await s.execute(q):
-        seen.setdefault(chat, lang)
-    return list(seen.items())
-
-
-async def _chat_label(s: AsyncSession, r: _Row) -> str:
-    if r.chat_kind == ChatKind.GROUP:
-        q = select(ChatBinding.title).where(
-            ChatBinding.channel == r.channel, ChatBinding.chat_id == r.chat_id
-        )
-    else:
-        q = (
-            select(Identity.display_name)
-            .where(Identity.channel == r.channel, Identity.private_chat_id == r.chat_id)
-            .limit(1)
-        )
-    name = await s.scalar(q)
-    return f"{name} ({r.chat_id})" if name else r.chat_id

@@ -1,0 +1,65 @@
+"""When a message is given up on, the people who can do something about it are told."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import directory
+from bot.messages import Outbound
+from bot.texts import t
+from models.enums import ChatKind, StaffRole
+from models.people import ChatBinding, Identity
+from models.tickets import Ticket
+
+log = logging.getLogger(__name__)
+
+SNIPPET = 60
+
+
+async def dead_letter_alerts(
+    s: AsyncSession, *, row_id: int, channel: str, chat_id: str, chat_kind: str,
+    ticket_id: int | None, text: str,
+) -> list[Outbound]:
+    """Alerts for the ticket's community coordinators, else the command centre."""
+    community_id = await s.scalar(select(Ticket.community_id).where(Ticket.id == ticket_id)) \
+        if ticket_id is not None else None
+    targets = await _reachable(s, channel, StaffRole.COORDINATOR, community_id, chat_id) \
+        if community_id is not None else []
+    if not targets:
+        targets = await _reachable(s, channel, StaffRole.CENTRE, None, chat_id)
+    if not targets:
+        log.error("outbox row %s is dead and nobody on %s can be alerted", row_id, channel)
+        return []
+    label = await _chat_label(s, channel, chat_id, chat_kind)
+    return [
+        Outbound(channel=channel, chat_id=c.chat_id or "", chat_kind=ChatKind.PRIVATE,
+                 text=t("outbox.dead_letter", c.lang, chat=label, text=text[:SNIPPET]),
+                 ticket_id=ticket_id)
+        for c in targets
+    ]
+
+
+async def _reachable(
+    s: AsyncSession, channel: str, role: StaffRole, community_id: int | None, dead_chat: str
+) -> list[directory.Contact]:
+    found = await directory.staff(s, role, community_id=community_id, prefer_channel=channel)
+    seen: dict[str, directory.Contact] = {}
+    for _a, c in found:
+        # only on the same platform, and never the dead chat itself
+        if c.channel == channel and c.chat_id is not None and c.chat_id != dead_chat:
+            seen.setdefault(c.chat_id, c)
+    return list(seen.values())
+
+
+async def _chat_label(s: AsyncSession, channel: str, chat_id: str, chat_kind: str) -> str:
+    if chat_kind == ChatKind.GROUP:
+        q = select(ChatBinding.title).where(ChatBinding.channel == channel,
+                                            ChatBinding.chat_id == chat_id)
+    else:
+        q = (select(Identity.display_name)
+             .where(Identity.channel == channel, Identity.private_chat_id == chat_id).limit(1))
+    name = await s.scalar(q)
+    return f"{name} ({chat_id})" if name else chat_id
