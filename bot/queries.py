@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import actions, directory
+from bot import assign, directory
 from bot.deps import Ctx, Deps
 from bot.texts import category_label, t
 from models.enums import ChatKind, Role, StaffRole
@@ -82,4 +82,4 @@ async def unrouted_queue(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10)
     ctx.reply(s, t("coord.queue_header", ctx.lang))
     for tk in rows:
         ctx.reply(s, t("coord.unrouted", ctx.lang, number=tk.number, text=tk.text[:200]),
-                  buttons=await actions.assign_buttons(deps, tk), ticket_id=tk.id)
+                  buttons=await assign.assign_buttons(deps, tk), ticket_id=tk.id)

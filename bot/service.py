@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import actions, onboarding, queries
+from bot import actions, assign, onboarding, queries, tell
+from bot.asking import Refused
 from bot.deps import Ctx, Deps
 from bot.intake import IntakeOutcome, IntakeWriter, is_command, is_report
 from bot.lifecycle import TransitionRefused
@@ -112,7 +113,7 @@ class Core:
                 try:
                     said = await actions.progress_note(s, self.deps, ctx, ticket,
                                                        ib.text.strip(), ib.media)
-                except actions.Refused as no:
+                except Refused as no:
                     ctx.reply(s, str(no))
                     return Handled("progress")
                 if said:
@@ -135,8 +136,8 @@ class Core:
                 ctx.reply(s, await actions.finish_return(s, self.deps, ctx, ticket,
                                                          text or "—"))
             elif pending.action == "place":
-                await actions.answer_place(s, self.deps, ctx, ib, ticket)
-        except actions.Refused as no:
+                await assign.answer_place(s, self.deps, ctx, ib, ticket)
+        except Refused as no:
             ctx.reply(s, str(no))
         return Handled(pending.action)
 
@@ -158,8 +159,8 @@ class Core:
         try:
             async with self.deps.sm() as s, s.begin():
                 answer = await actions.act(s, self.deps, ctx, action)
-        except (actions.Refused, TransitionRefused) as no:
-            return (str(no) if isinstance(no, actions.Refused)
+        except (Refused, TransitionRefused) as no:
+            return (str(no) if isinstance(no, Refused)
                     else t("worker.not_allowed", ctx.lang)), False
         self.deps.wake_outbox()
         return answer, True
@@ -172,7 +173,7 @@ class Core:
                 await queries.follow(s, self.deps, ctx, payload[2:].upper())
             elif payload:
                 ctx.reply(s, await onboarding.redeem(s, self.deps, ctx, payload))
-                await actions.cards_waiting_for(s, self.deps, ctx)
+                await tell.cards_waiting_for(s, self.deps, ctx)
             else:
                 ctx.reply(s, t("start.welcome", ctx.lang))
         self.deps.wake_outbox()

@@ -9,7 +9,8 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import actions
+from bot import assign, tell
+from bot.asking import ACTIVE
 from bot.deps import Deps
 from bot.lifecycle import SYSTEM, escalate, record, refresh_escalation, transition
 from bot.notify import local
@@ -42,14 +43,14 @@ async def _act(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
     now = deps.clock()
     state = S(ticket.state)
     if state == S.REPORTED:
-        await actions.to_unrouted(s, deps, ticket)
+        await assign.to_unrouted(s, deps, ticket)
         return
     if state == S.RESOLVED:
         transition(s, ticket, S.CLOSED, SYSTEM, now=now, cfg=deps.sla, note="no rating")
-        await actions.tell_resident(s, ticket, t("resident.auto_closed", "zh",
+        await tell.tell_resident(s, ticket, t("resident.auto_closed", "zh",
                                                  number=ticket.number))
         return
-    if state not in actions.ACTIVE:
+    if state not in ACTIVE:
         ticket.escalation_at = None
         return
     ack_phase = state in (S.ASSIGNED, S.REOPENED)
@@ -61,7 +62,7 @@ async def _act(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
     sent = 0
     for rung in range(level, 4):
         # a rung with nobody on it passes the alert up the ladder
-        sent = await actions.tell_staff(s, deps, LADDER[rung], ticket, key, grid=grid,
+        sent = await tell.tell_staff(s, deps, LADDER[rung], ticket, key, grid=grid,
                                         due=local(due, deps.sla.tz))
         if sent:
             break

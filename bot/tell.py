@@ -1,0 +1,80 @@
+"""Telling people about a ticket: the resident where they reported, staff privately."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import directory, notify
+from bot.asking import ACTIVE
+from bot.deps import Ctx, Deps
+from bot.messages import Button
+from bot.outbox import enqueue
+from bot.texts import t
+from models.enums import StaffRole
+from models.people import Identity
+from models.tickets import Attachment, Ticket
+
+
+async def resident_chat(s: AsyncSession, ticket: Ticket) -> str | None:
+    return await s.scalar(select(Identity.private_chat_id).where(
+        Identity.channel == ticket.channel, Identity.user_id == ticket.reporter_user_id))
+
+
+async def tell_resident(s: AsyncSession, ticket: Ticket, text: str,
+                        buttons: list[list[Button]] | None = None,
+                        photos: list[str] | None = None, remember: bool = False) -> None:
+    msg = notify.to_resident(ticket, await resident_chat(s, ticket), text, buttons, remember)
+    msg.photos = list(photos or [])
+    enqueue(s, msg)
+
+
+async def tell_staff(s: AsyncSession, deps: Deps, role: StaffRole, ticket: Ticket, key: str,
+                     buttons: list[list[Button]] | None = None, **kw: object) -> int:
+    if role in (StaffRole.WORKER, StaffRole.LEADER):
+        targets = await directory.staff(s, role, grid_ids=[ticket.grid_id or 0],
+                                        prefer_channel=ticket.channel)
+    elif role == StaffRole.COORDINATOR:
+        # no community known: not every coordinator in the county (none of them may act on
+        # it); the caller falls back to the command centre
+        targets = await directory.staff(s, role, community_id=ticket.community_id,
+                                        prefer_channel=ticket.channel) \
+            if ticket.community_id is not None else []
+    else:
+        targets = await directory.staff(s, role, prefer_channel=ticket.channel)
+    sent = 0
+    for _a, c in targets:
+        msg = notify.staff_note(c, t(key, c.lang, number=ticket.number, **kw), ticket.id, buttons)
+        if msg:
+            enqueue(s, msg)
+            sent += 1
+    return sent
+
+
+async def send_card(s: AsyncSession, deps: Deps, ticket: Ticket, title: str = "card.title") -> bool:
+    if ticket.assignee_id is None:
+        return False
+    c = await directory.contact(s, ticket.assignee_id, ticket.channel)
+    idx = deps.county.index
+    code = idx.grids_by_id[ticket.grid_id].code if ticket.grid_id in idx.grids_by_id else None
+    photos = list((await s.scalars(select(Attachment.file_id).where(
+        Attachment.ticket_id == ticket.id, Attachment.kind == "photo",
+        Attachment.role == "report"))).all())
+    card = notify.worker_card(ticket, c, idx.label(code), deps.sla.tz, title, photos[:1]) \
+        if c else None
+    if card is None:
+        return False
+    enqueue(s, card)
+    return True
+
+
+async def cards_waiting_for(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10) -> int:
+    """A worker who joins after tickets were routed to them gets those cards now."""
+    person_id = await s.scalar(select(Identity.person_id).where(
+        Identity.channel == ctx.channel, Identity.user_id == ctx.user_id))
+    if person_id is None:
+        return 0
+    waiting = (await s.scalars(select(Ticket).where(
+        Ticket.assignee_id == person_id, Ticket.state.in_([x.value for x in ACTIVE]))
+        .order_by(Ticket.id).limit(limit))).all()
+    return sum([await send_card(s, deps, tk) for tk in waiting])
