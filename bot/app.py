@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.county_index import CountyHolder
-from bot.deps import Deps, FollowLink
+from bot.deps import Deps
 from bot.intake import IntakeWriter
 from bot.messages import Sender
+from bot.notify import FollowLink
 from bot.outbox import OutboxWorker
 from bot.service import Core
 from bot.sla import SlaConfig

@@ -10,11 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.county_index import CountyHolder
 from bot.messages import Outbound
+from bot.notify import FollowLink
 from bot.outbox import enqueue
 from bot.sla import SlaConfig
 from models.enums import ChatKind
-
-FollowLink = Callable[[str, str], str | None]
 
 
 @dataclass(slots=True)

@@ -10,58 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import directory, notify
+from bot import intake_lookups as lookups
 from bot.category import categorize
 from bot.county_index import CountyHolder, CountyIndex
 from bot.lifecycle import opening
-from bot.messages import Inbound, Media, Outbound
+from bot.messages import Inbound, Outbound
 from bot.outbox import outbox_values
+from bot.report_text import MAX_TEXT, clean_text
 from bot.sla import SlaConfig
 from bot.sqlutil import insert_for
 from bot.texts import t
 from models.enums import ChatKind, RouteStatus, StaffRole
-from models.people import ChatBinding, Identity
-from models.tickets import Attachment, DayCounter, InboundLog, PendingInput, Ticket, TicketEvent
+from models.tickets import Attachment, InboundLog, PendingInput, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
-
-REPORT_WORDS = ("#报事", "报事", "报修", "反映", "投诉", "/report")
-MAX_TEXT = 2000
-_LEAD = re.compile(r"^[\s:：，,。.!！]+")
-
-
-def report_word(text: str) -> str | None:
-    s = text.lstrip()
-    return next((w for w in REPORT_WORDS if s.startswith(w)), None)
-
-
-def is_command(text: str) -> bool:
-    """A slash command (ours or another bot's); /report is the one that files a report."""
-    return text.lstrip().startswith("/") and report_word(text) is None
-
-
-def is_report(inbound: Inbound) -> bool:
-    if is_command(inbound.text):
-        return False
-    if inbound.chat_kind == ChatKind.PRIVATE:
-        return True
-    return inbound.mentions_bot or inbound.reply_to_bot or report_word(inbound.text) is not None
-
-
-def clean_text(text: str) -> str:
-    word = report_word(text)
-    if word:
-        text = text.lstrip()[len(word):]
-    return _LEAD.sub("", text).strip()[:MAX_TEXT]
 
 
 @dataclass(slots=True)
@@ -81,9 +52,6 @@ class _Job:
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-FollowLink = Callable[[str, str], str | None]
-
-
 class IntakeWriter:
     def __init__(
         self,
@@ -94,7 +62,7 @@ class IntakeWriter:
         prefix: str,
         media_window: timedelta,
         clock: Callable[[], datetime],
-        follow_link: FollowLink,
+        follow_link: notify.FollowLink,
         on_commit: Callable[[], None] = lambda: None,
         batch_max: int = 64,
     ) -> None:
@@ -157,12 +125,12 @@ class IntakeWriter:
         now = self._clock()
         idx = self._county.index
         async with self._sm() as s, s.begin():
-            fresh = await _drop_seen(s, batch)
+            fresh = await lookups.drop_seen(s, [j.inbound for j in batch])
             outcomes: dict[int, IntakeOutcome] = {
                 i: IntakeOutcome(duplicate=True) for i in range(len(batch)) if i not in fresh
             }
             reports = [i for i in fresh if batch[i].report]
-            album_tickets = await _album_tickets(s, [batch[i].inbound for i in fresh])
+            album_tickets = await lookups.album_tickets(s, [batch[i].inbound for i in fresh])
             tickets: dict[int, Ticket] = {}
             if reports:
                 tickets = await self._open_tickets(s, idx, {i: batch[i].inbound for i in reports},
@@ -183,7 +151,7 @@ class IntakeWriter:
                     has_media=bool(ib.media) and tid is None, received_at=ib.received_at,
                 ))
                 if tid is not None:
-                    attach_rows += _attachments(tid, ib.channel, ib.media, now)
+                    attach_rows += lookups.attachments(tid, ib.channel, ib.media, now)
                 outcomes[i] = IntakeOutcome(
                     ticket_id=tid, number=ticket.number if ticket else None,
                     status=RouteStatus(ticket.route_status) if ticket else None,
@@ -199,9 +167,9 @@ class IntakeWriter:
     async def _open_tickets(
         self, s: AsyncSession, idx: CountyIndex, reports: dict[int, Inbound], now: datetime
     ) -> dict[int, Ticket]:
-        bindings = await _bindings(s, reports.values())
-        reporters = await _private_chats(s, reports.values())
-        numbers = await _allocate_numbers(s, self._prefix, now, len(reports), self._sla)
+        bindings = await lookups.bindings(s, reports.values())
+        reporters = await lookups.private_chats(s, reports.values())
+        numbers = await lookups.allocate_numbers(s, self._prefix, now, len(reports), self._sla)
         tickets: dict[int, Ticket] = {}
         routes = {}
         for (i, ib), number in zip(reports.items(), numbers, strict=True):
@@ -250,7 +218,7 @@ class IntakeWriter:
         await s.execute(TicketEvent.__table__.insert(), [
             {**ev, "ticket_id": tickets[i].id} for i, evs in events.items() for ev in evs
         ])
-        earlier = await _claim_recent_media(s, tickets, reports, self._window, now)
+        earlier = await lookups.claim_recent_media(s, tickets, reports, self._window, now)
         out: list[Outbound] = []
         pending: list[dict[str, Any]] = []
         for i, ticket in tickets.items():
@@ -354,110 +322,3 @@ def _community_of(idx: CountyIndex, grid_code: str | None, community_id: int | N
     return community_id
 
 
-def _attachments(tid: int, channel: str, media: list[Media], now: datetime) -> list[dict[str, Any]]:
-    return [dict(ticket_id=tid, channel=channel, kind=m.kind, file_id=m.file_id, role="report",
-                 created_at=now) for m in media]
-
-
-async def _drop_seen(s: AsyncSession, batch: list[_Job]) -> list[int]:
-    keys = {(j.inbound.channel, j.inbound.external_id) for j in batch}
-    seen = set(
-        (await s.execute(
-            select(InboundLog.channel, InboundLog.external_id).where(
-                InboundLog.external_id.in_([k[1] for k in keys]))
-        )).all()
-    )
-    fresh: list[int] = []
-    for i, job in enumerate(batch):
-        key = (job.inbound.channel, job.inbound.external_id)
-        if key not in seen:
-            seen.add(key)
-            fresh.append(i)
-    return fresh
-
-
-async def _album_tickets(s: AsyncSession, inbounds: list[Inbound]) -> dict[str, int]:
-    groups = {ib.media_group_id for ib in inbounds if ib.media_group_id}
-    if not groups:
-        return {}
-    rows = await s.execute(
-        select(InboundLog.media_group_id, InboundLog.ticket_id).where(
-            InboundLog.media_group_id.in_(groups), InboundLog.ticket_id.is_not(None))
-    )
-    return {g: tid for g, tid in rows.all() if g and tid}
-
-
-async def _bindings(
-    s: AsyncSession, inbounds: Any
-) -> dict[str, tuple[str | None, int | None]]:
-    chats = {ib.chat_id for ib in inbounds if ib.chat_kind == ChatKind.GROUP}
-    channel = next(iter(inbounds)).channel
-    if not chats:
-        return {}
-    from models.county import Grid
-
-    rows = await s.execute(
-        select(ChatBinding.chat_id, Grid.code, ChatBinding.community_id)
-        .outerjoin(Grid, Grid.id == ChatBinding.grid_id)
-        .where(ChatBinding.channel == channel, ChatBinding.chat_id.in_(chats))
-    )
-    return {chat: (code, comm) for chat, code, comm in rows.all()}
-
-
-async def _private_chats(s: AsyncSession, inbounds: Any) -> dict[str, str]:
-    first = next(iter(inbounds))
-    users = {ib.sender_id for ib in inbounds}
-    rows = await s.execute(
-        select(Identity.user_id, Identity.private_chat_id).where(
-            Identity.channel == first.channel, Identity.user_id.in_(users),
-            Identity.private_chat_id.is_not(None))
-    )
-    return {u: c for u, c in rows.all() if c}
-
-
-async def _allocate_numbers(
-    s: AsyncSession, prefix: str, now: datetime, n: int, sla: SlaConfig
-) -> list[str]:
-    day = now.astimezone(sla.tz).strftime("%Y%m%d")
-    stmt = insert_for(s, DayCounter).values(day=day, last=n)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["day"], set_={"last": DayCounter.last + n}
-    ).returning(DayCounter.last)
-    last = (await s.execute(stmt)).scalar_one()
-    return [f"{prefix}-{day}-{seq:04d}" for seq in range(last - n + 1, last + 1)]
-
-
-async def _claim_recent_media(
-    s: AsyncSession, tickets: dict[int, Ticket], reports: dict[int, Inbound],
-    window: timedelta, now: datetime,
-) -> dict[int, list[str]]:
-    """Photos the same resident sent shortly before the report belong to it.
-
-    Both ends use the platform's message times, so a backlog handled late still pairs up.
-    """
-    by_sender = {(ib.chat_id, ib.sender_id): (tickets[i], ib.received_at)
-                 for i, ib in reports.items()}
-    channel = next(iter(reports.values())).channel
-    earliest = min(ib.received_at for ib in reports.values()) - window
-    rows = (await s.execute(
-        select(InboundLog.id, InboundLog.chat_id, InboundLog.sender_id, InboundLog.media,
-               InboundLog.received_at)
-        .where(InboundLog.has_media.is_(True), InboundLog.channel == channel,
-               InboundLog.received_at >= earliest,
-               InboundLog.sender_id.in_({k[1] for k in by_sender}))
-    )).all()
-    attach: list[dict[str, Any]] = []
-    photos: dict[int, list[str]] = {}
-    for row_id, chat_id, sender_id, media, at in rows:
-        hit = by_sender.get((chat_id, sender_id))
-        if hit is None or not (hit[1] - window <= at <= hit[1]):
-            continue
-        ticket = hit[0]
-        await s.execute(update(InboundLog).where(InboundLog.id == row_id)
-                        .values(has_media=False, ticket_id=ticket.id))
-        attach += _attachments(ticket.id, channel, [Media(**m) for m in media], now)
-        photos.setdefault(ticket.id, []).extend(m["file_id"] for m in media
-                                                if m["kind"] == "photo")
-    if attach:
-        await s.execute(Attachment.__table__.insert(), attach)
-    return photos

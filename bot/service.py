@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import actions, assign, onboarding, queries, tell
 from bot.asking import Refused
 from bot.deps import Ctx, Deps
-from bot.intake import IntakeOutcome, IntakeWriter, is_command, is_report
+from bot.intake import IntakeOutcome, IntakeWriter
 from bot.lifecycle import TransitionRefused
 from bot.messages import Action, Inbound
+from bot.report_text import is_command, is_report
 from bot.texts import t
 from models.enums import ChatKind
 from models.people import Identity

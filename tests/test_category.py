@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from bot.category import categorize
-from bot.intake import clean_text, is_report, report_word
 from bot.messages import Inbound
+from bot.report_text import clean_text, is_report, report_word
 from models.enums import Category, ChatKind
 
 
