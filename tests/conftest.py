@@ -23,6 +23,8 @@ from handlers.telegram.runner import follow_link_for, make_dispatcher
 from handlers.telegram.sender import TelegramSender
 from models.tickets import Outbox
 from tests.fakes import BOT_USERNAME, RecordingBot
+from tests.fakes.botapi import FakeBotAPI
+from tests.procs import TOKEN
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -122,3 +124,10 @@ async def tg(loaded_settings: Settings, bot: RecordingBot,
     finally:
         await app.close()
         await bot.session.close()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotAPI]:
+    """A fake Telegram Bot API server on 127.0.0.1 (the service runs against its base URL)."""
+    async with FakeBotAPI(token=TOKEN, max_poll_wait=1.0) as server:
+        yield server

@@ -26,12 +26,6 @@ Sent = dict[str, Any]
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI(token=TOKEN, max_poll_wait=1.0) as server:
-        yield server
-
-
-@pytest.fixture
 async def svc(api: FakeBotAPI, tmp_path: Path) -> AsyncIterator[Service]:
     service = Service(tmp_path, api)
     yield service

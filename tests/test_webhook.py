@@ -12,19 +12,13 @@ import pytest
 
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.recording import message_update_json
-from tests.procs import TOKEN, Service, WriteLock
+from tests.procs import Service, WriteLock
 
 GROUP = -1001000888
 RESIDENT = 7101
 SECRET = "s3cret"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WAIT = 10.0
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI(token=TOKEN, max_poll_wait=1.0) as server:
-        yield server
 
 
 @pytest.fixture
