@@ -56,7 +56,7 @@ def cmd_route(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.invite_cli import print_invite
+    from handlers.invite import print_invite
 
     return asyncio.run(print_invite(settings, args.role, args.grid, args.community))
 

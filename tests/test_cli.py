@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import REPO, clean_env
+from tests.procs import REPO, clean_env, free_port
 
 SAMPLE = REPO / "config" / "sample"
 
@@ -81,3 +81,12 @@ def test_invite_prints_a_code_and_refuses_unknown_grids(db: Path) -> None:
     assert bad.returncode == 1 and "XX-99" in bad.stdout
     missing = run(db, "invite", "--role", "coordinator")
     assert missing.returncode == 2 and "--community" in missing.stdout
+
+
+def test_invite_without_telegram_still_gives_a_code(db: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: Telegram unreachable
+    done = run(db, "invite", "--role", "centre", TELEGRAM_BOT_TOKEN="123:ABC",
+               TELEGRAM_API_BASE=closed)
+    assert done.returncode == 0, done.stderr
+    assert "could not ask Telegram" in done.stdout and "/start " in done.stdout
+    assert "123:ABC" not in done.stdout + done.stderr

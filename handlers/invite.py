@@ -1,10 +1,13 @@
-"""`run_bot.py invite`: print a one-time code and the deep link that redeems it."""
+"""`run_bot.py invite`: print a one-time code and the t.me link that redeems it."""
 
 from __future__ import annotations
+
+import asyncio
 
 from bot.app import prepare_database
 from bot.onboarding import InviteError, create_invite
 from config.settings import Settings
+from handlers.telegram.runner import make_bot
 from models.base import utcnow
 from models.db import make_engine, make_sessionmaker
 from models.enums import StaffRole
@@ -32,10 +35,25 @@ async def print_invite(settings: Settings, role: str, grid: str | None,
         await engine.dispose()
     print(f"role: {staff_role.value}  scope: {inv.scope}")
     print(f"code: {inv.code}  (one use, expires {inv.expires_at:%Y-%m-%d %H:%M} UTC)")
-    name = settings.telegram_bot_username
+    name = settings.telegram_bot_username or await bot_username(settings)
     if name:
         print(f"link: https://t.me/{name}?start={inv.code}")
     else:
         print(f"send to the bot in private:  /start {inv.code}")
-        print("(set TELEGRAM_BOT_USERNAME to print a t.me link)")
+        print("(set TELEGRAM_BOT_USERNAME, or TELEGRAM_BOT_TOKEN, to print a t.me link)")
     return 0
+
+
+async def bot_username(settings: Settings) -> str | None:
+    """Ask Telegram who the bot is, when a token is configured; None if it can't be asked."""
+    if settings.telegram_bot_token is None:
+        return None
+    bot = make_bot(settings)
+    try:
+        async with asyncio.timeout(10):
+            return (await bot.me()).username
+    except Exception as e:  # offline, wrong token: the code is still good without a link
+        print(f"(could not ask Telegram for the bot's name: {type(e).__name__})")
+        return None
+    finally:
+        await bot.session.close()
