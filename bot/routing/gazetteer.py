@@ -9,6 +9,7 @@ a county of 100,000 places within a few tens of megabytes.
 from __future__ import annotations
 
 from array import array
+from collections.abc import ItemsView
 from dataclasses import dataclass
 
 import ahocorasick
@@ -59,6 +60,18 @@ class Gazetteer:
 
     def __len__(self) -> int:
         return len(self._labels)
+
+    def keys(self) -> ItemsView[str, int]:
+        """Every normalised key and its entry number; only until `build()`."""
+        if self._built:
+            raise RuntimeError("gazetteer already built: the automaton holds the keys")
+        return self._index.items()
+
+    def label(self, k: int) -> str:
+        return self._labels[k]
+
+    def targets(self, k: int) -> tuple[object, ...]:
+        return self._targets[k]
 
     def find(self, text: str) -> list[Mention]:
         """Non-overlapping mentions in `text` (already normalised), in text order."""

@@ -19,6 +19,19 @@ Rules, in the order they apply (a confident wrong grid is worse than a question)
 4. No place named: the location's grid; a location outside every grid is unknown (even in
    a bound chat: the resident told us where it is, and it is not ours). No place and no
    location: the chat's bound grid, else unknown.
+5. No place named, but one sounds like a place name written with the wrong characters
+   (南光村 for 南关村, 锦秀花园 for 锦绣花园; see `phonetic` for what counts as a hit). A
+   homophone is a guess, so it never routes on its own; it can only turn what rule 4 would
+   say into a question. Its candidates are the grids of the places it sounds like (a number
+   right after it narrows a split place as in rule 1; otherwise all of the place's grids).
+   - Rule 4 routes by the location (alone, or the chat choosing on a shared edge) to a grid
+     among the candidates: routed there -- the location routes, the name only agrees.
+   - No location, and the chat's bound grid is the only candidate: routed to it (what rule
+     4 gives anyway).
+   - Anything else is ambiguous: the candidates, plus the location's grids (a location in
+     another grid is a conflict, as in rule 2), or with no location the chat's bound grid.
+     A location outside every grid adds nothing and does not make it unknown.
+   `matched` shows the name as written and what it was taken for: `南光村≈南关村`.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from bot.routing.gazetteer import Gazetteer, Mention
 from bot.routing.geometry import GridGeometry
 from bot.routing.normalize import normalize
 from bot.routing.numbers import NumberRange, number_after
+from bot.routing.phonetic import PhoneticIndex
 from models.enums import RouteStatus
 
 if TYPE_CHECKING:
@@ -93,9 +107,11 @@ class Router:
         gazetteer: Gazetteer,
         geometry: GridGeometry,
         places_of: dict[str, list[str]],
+        phonetic: PhoneticIndex,
     ) -> None:
         self._grids = grids
         self._gaz = gazetteer
+        self._phon = phonetic
         self._geo = geometry
         self._places_of = places_of
         self._neighbours: dict[str, list[str]] = {}
@@ -122,9 +138,10 @@ class Router:
             for code in dict.fromkeys(r.grid for r in rows):
                 places_of.setdefault(code, []).append(rows[0].name)
         del groups
+        phon = PhoneticIndex(gaz, gaz.keys())  # reads the keys, so before the build
         gaz.build()
         geo = GridGeometry({b.grid: b.geometry for b in county.boundaries if b.grid in grids})
-        return cls(grids, gaz, geo, places_of)
+        return cls(grids, gaz, geo, places_of, phon)
 
     # --- routing ----------------------------------------------------------------------
 
@@ -157,18 +174,12 @@ class Router:
         norm = normalize(text) if text else ""
         mentions = self._gaz.find(norm) if norm else []
         if not mentions:
+            fuzzy = self._phon.find(norm) if norm else []
+            if fuzzy:
+                return self._by_sound(norm, fuzzy, chat_grid, here)
             return self._without_place(chat_grid, here)
 
-        labels: list[str] = []
-        sets: dict[tuple[object, ...], tuple[str, ...]] = {}
-        for m in mentions:
-            if m.label not in labels:
-                labels.append(m.label)
-            grids = self._resolve(norm, m)
-            prev = sets.get(m.targets)
-            # the same place twice: a number given at any mention narrows it
-            if prev is None or len(grids) < len(prev):
-                sets[m.targets] = grids
+        labels, sets = self._candidates(norm, mentions)
         cands: set[str] = set()
         for grids in sets.values():
             cands.update(grids)
@@ -184,6 +195,42 @@ class Router:
             return _routed(next(iter(cands)), labels)
         if chat_grid in cands and len(sets) == 1:
             return _routed(chat_grid, [*labels, CHAT])
+        return _ambiguous(self._ordered(cands), labels)
+
+    def _candidates(
+        self, norm: str, mentions: list[Mention]
+    ) -> tuple[list[str], dict[tuple[object, ...], tuple[str, ...]]]:
+        """Labels in text order, and the grids of each place mentioned."""
+        labels: list[str] = []
+        sets: dict[tuple[object, ...], tuple[str, ...]] = {}
+        for m in mentions:
+            if m.label not in labels:
+                labels.append(m.label)
+            grids = self._resolve(norm, m)
+            prev = sets.get(m.targets)
+            # the same place twice: a number given at any mention narrows it
+            if prev is None or len(grids) < len(prev):
+                sets[m.targets] = grids
+        return labels, sets
+
+    def _by_sound(
+        self, norm: str, fuzzy: list[Mention], chat_grid: str | None, here: list[str] | None
+    ) -> RouteResult:
+        """Rule 5: a homophone of a place name turns rule 4's answer into a question."""
+        labels, sets = self._candidates(norm, fuzzy)
+        cands: set[str] = set()
+        for grids in sets.values():
+            cands.update(grids)
+        base = self._without_place(chat_grid, here)
+        if base.status is RouteStatus.ROUTED and base.grid in cands:
+            if LOCATION in base.matched:
+                return _routed(base.grid, [*labels, *base.matched])
+            if len(cands) == 1:  # the chat's grid, and nothing else it could be
+                return _routed(base.grid, [*labels, CHAT])
+        if here:
+            return _ambiguous(self._ordered(cands | set(here)), [*labels, LOCATION])
+        if here is None and chat_grid is not None:
+            return _ambiguous(self._ordered(cands | {chat_grid}), [*labels, CHAT])
         return _ambiguous(self._ordered(cands), labels)
 
     def _without_place(self, chat_grid: str | None, here: list[str] | None) -> RouteResult:
