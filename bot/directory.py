@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.lifecycle import Actor
@@ -23,28 +24,20 @@ class Contact:
     lang: str = "zh"
 
 
-async def _contacts(
-    session: AsyncSession, person_ids: Iterable[int], prefer_channel: str | None
-) -> dict[int, Contact]:
-    ids = list(dict.fromkeys(person_ids))
-    if not ids:
-        return {}
-    rows = (
-        await session.execute(
-            select(Person.id, Person.name, Identity.channel, Identity.private_chat_id,
-                   Identity.language)
+def _pick(best: Contact | None, pid: int, name: str, channel: str | None,
+          chat_id: str | None, lang: str | None, prefer: str | None) -> Contact:
+    """A person may have several accounts: one that can be reached, on `prefer` if possible."""
+    reachable = chat_id is not None
+    if best is None or (reachable and (best.chat_id is None or channel == prefer)):
+        return Contact(pid, name, channel if reachable else None, chat_id, lang or "zh")
+    return best
+
+
+def _with_accounts(q: Select[Any]) -> Select[Any]:
+    return (q.add_columns(Person.name, Identity.channel, Identity.private_chat_id,
+                          Identity.language)
             .outerjoin(Identity, Identity.person_id == Person.id)
-            .where(Person.id.in_(ids), Person.active.is_(True))
-            .order_by(Person.id, Identity.id)
-        )
-    ).all()
-    out: dict[int, Contact] = {}
-    for pid, name, channel, chat_id, lang in rows:
-        best = out.get(pid)
-        reachable = chat_id is not None
-        if best is None or (reachable and (best.chat_id is None or channel == prefer_channel)):
-            out[pid] = Contact(pid, name, channel if reachable else None, chat_id, lang or "zh")
-    return out
+            .where(Person.active.is_(True)))
 
 
 async def staff(
@@ -56,9 +49,11 @@ async def staff(
     community_ids: Iterable[int] = (),
     prefer_channel: str | None = None,
 ) -> list[tuple[StaffAssignment, Contact]]:
-    q = select(StaffAssignment).where(
-        StaffAssignment.role == role.value, StaffAssignment.active.is_(True)
-    )
+    """Active staff in `role` (filtered by grid or community) with how to reach each."""
+    q = _with_accounts(select(StaffAssignment)
+                       .join(Person, Person.id == StaffAssignment.person_id)
+                       .where(StaffAssignment.role == role.value,
+                              StaffAssignment.active.is_(True)))
     gids = list(grid_ids)
     if gids:
         q = q.where(StaffAssignment.grid_id.in_(gids))
@@ -67,13 +62,20 @@ async def staff(
     cids = list(community_ids)
     if cids:
         q = q.where(StaffAssignment.community_id.in_(cids))
-    assignments = list((await session.scalars(q.order_by(StaffAssignment.id))).all())
-    contacts = await _contacts(session, (a.person_id for a in assignments), prefer_channel)
-    return [(a, contacts[a.person_id]) for a in assignments if a.person_id in contacts]
+    found: dict[int, tuple[StaffAssignment, Contact | None]] = {}
+    for a, name, channel, chat_id, lang in await session.execute(
+            q.order_by(StaffAssignment.id, Identity.id)):
+        prev = found.get(a.id, (a, None))[1]
+        found[a.id] = (a, _pick(prev, a.person_id, name, channel, chat_id, lang, prefer_channel))
+    return [(a, c) for a, c in found.values() if c is not None]
 
 
 async def contact(session: AsyncSession, person_id: int, prefer: str | None) -> Contact | None:
-    return (await _contacts(session, [person_id], prefer)).get(person_id)
+    best: Contact | None = None
+    q = _with_accounts(select(Person.id).where(Person.id == person_id))
+    for pid, name, channel, chat_id, lang in await session.execute(q.order_by(Identity.id)):
+        best = _pick(best, pid, name, channel, chat_id, lang, prefer)
+    return best
 
 
 async def identity(session: AsyncSession, channel: str, user_id: str) -> Identity | None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import directory, notify
@@ -207,12 +206,12 @@ class IntakeWriter:
             ticket.assignee_id = worker.person_id if worker else None
             events[i] = opening(ticket, routed=ticket.grid_id is not None, now=now, cfg=self._sla)
         cols = [c.key for c in Ticket.__table__.columns if c.key != "id"]
-        # one executemany, then ids by the unique number: RETURNING with a kept row order
-        # makes SQLite insert row by row
-        await s.execute(Ticket.__table__.insert(),
-                        [{k: getattr(tk, k) for k in cols} for tk in tickets.values()])
-        ids = dict((await s.execute(select(Ticket.number, Ticket.id).where(
-            Ticket.number.in_([tk.number for tk in tickets.values()])))).all())
+        # RETURNING the unique number with the id: asking SQLAlchemy to keep row order
+        # instead makes SQLite insert row by row
+        table = Ticket.__table__
+        ids = dict((await s.execute(
+            table.insert().returning(table.c.number, table.c.id),
+            [{k: getattr(tk, k) for k in cols} for tk in tickets.values()])).all())
         for ticket in tickets.values():
             ticket.id = ids[ticket.number]
         await s.execute(TicketEvent.__table__.insert(), [
