@@ -34,6 +34,12 @@ Overlapping hits are resolved as in the gazetteer: the longest wins. Where sever
 sound like one stretch, the closest spelling is kept, and the others only if they name other
 places (锦秀花园 is taken for 锦绣花园, not also for its alias 锦绣花苑).
 
+`covering` is the look-up for a shorter place name found exactly inside a longer one written
+wrong (南关心村: 南关 exact, 南关新村 by sound; the Router's rule 1a): only names that sound like
+a stretch around the given exact mention and are longer than it, and there without the stem
+rule, since the stem is that exact name. At build time the index also marks, in the
+gazetteer, every name whose sound is part of a longer name of another place (`mark_shadowed`).
+
 Not covered: a heteronym the resident meant in its other reading (文长路 for 文昌路: 长 is
 read zhang on its own), and typos that change the sound (南瓜村). Both stay unknown: safe.
 """
@@ -53,7 +59,7 @@ from bot.routing.gazetteer import Mention
 from bot.routing.normalize import normalize
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from bot.routing.gazetteer import Gazetteer
 
@@ -222,7 +228,30 @@ class PhoneticIndex:
         self._size = len(index)
         if index:
             self._auto.make_automaton()
+            self._mark_shadowed(index)
         del index
+
+    def _entries(self, v: int) -> tuple[int, ...]:
+        return (v,) if v >= 0 else self._shared[-v - 1]
+
+    def _mark_shadowed(self, index: dict[str, int]) -> None:
+        """Mark in the gazetteer the keys whose sound is part of a longer key's sound, where
+        the longer key names something else: 南关 in 南关新村, but also 西关 in a 溪关菜市场.
+        (The gazetteer marks exact parts itself; this adds parts written differently.)"""
+        gaz = self._gaz
+        lens = {v: len(code) for code, v in index.items()}
+        for code, v in index.items():
+            if len(code) < 3:
+                continue
+            outer: set[tuple[object, ...]] | None = None
+            for _last, inner in self._auto.iter(code):
+                if lens[inner] >= len(code):
+                    continue
+                if outer is None:
+                    outer = {gaz.targets(k) for k in self._entries(v)}
+                for k in self._entries(inner):
+                    if not gaz.shadowed(k) and outer - {gaz.targets(k)}:
+                        gaz.mark_shadowed(k)
 
     def __len__(self) -> int:
         return self._size
@@ -232,6 +261,19 @@ class PhoneticIndex:
 
         Each mention's label is `written≈name`, e.g. `南光村≈南关村`.
         """
+        return self._find(text, None)
+
+    def covering(self, text: str, spans: Sequence[tuple[int, int]]) -> list[Mention]:
+        """Longer names that sound like a stretch of `text` around one of `spans`.
+
+        The spans are exact mentions of shadowed names (南关 in 南关心村); a hit must cover one
+        of them and be longer. Unlike `find`, a difference only in the trailing place word
+        counts (南关心村 for 南关新村): the stem is already a place name, so the question is
+        which place, not whether it is one.
+        """
+        return self._find(text, spans) if spans else []
+
+    def _find(self, text: str, spans: Sequence[tuple[int, int]] | None) -> list[Mention]:
         if not self._size or not text:
             return []
         gaz = self._gaz
@@ -241,9 +283,15 @@ class PhoneticIndex:
                 key = normalize(gaz.label(k))
                 end = last + 1
                 start = end - len(key)
+                if spans is not None and not any(
+                    start <= s and e <= end and e - s < end - start for s, e in spans
+                ):
+                    continue
                 diffs = [i for i, (a, b) in enumerate(zip(text[start:end], key, strict=True))
                          if a != b]  # fmt: skip
-                if not diffs or len(diffs) > len(key) // 2 or diffs[0] >= _stem_len(key):
+                if not diffs or len(diffs) > len(key) // 2:
+                    continue
+                if spans is None and diffs[0] >= _stem_len(key):
                     continue
                 if len(key) == 2 and not _SUFFIX_RE.match(text, end):
                     continue

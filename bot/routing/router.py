@@ -9,6 +9,18 @@ Rules, in the order they apply (a confident wrong grid is worse than a question)
    (`府前街23号`, `锦绣花园3号楼`); with no number, or a number outside every range, all of
    its grids become candidates. Two different places pointing to different grids give the
    union as candidates: we do not guess which one the resident meant.
+   a. A name that is part of a longer name of another place (南关 in 南关新村, 西关 in
+      西关菜市场; marked when the index is built, also where only the sound is part of the
+      longer name's) is looked up by sound as well: the text around it may be the longer
+      name written with the wrong characters (南关心村 for 南关新村, 西关才市场 for 西关菜市场).
+      Here a wrong character in the trailing place word counts (unlike rule 5): the stem is
+      a place name either way, and the question is only which place. If such a longer name
+      covers the short one and has a grid the short one has not (with a number narrowing
+      each as above), the two count as two places: the union as candidates, for the rules
+      below (a location may still settle it; the chat never does), and `matched` shows both:
+      `南关`, `南关心村≈南关新村`. A longer name whose grids are all the short name's own
+      (南关存 for 南关村, FN-02 like 南关) changes nothing. Only a message that names such a
+      short name pays for the look-up.
 2. A shared location (GCJ-02 converted to WGS-84 first) that falls in one of the candidate
    grids decides between them, and confirms a single one. A location in a grid the named
    places do not include is a conflict: ambiguous, with the places' grids and the location's
@@ -179,6 +191,8 @@ class Router:
                 return self._by_sound(norm, fuzzy, chat_grid, here)
             return self._without_place(chat_grid, here)
 
+        if any(m.shadowed for m in mentions):
+            mentions = self._contested(norm, mentions)
         labels, sets = self._candidates(norm, mentions)
         cands: set[str] = set()
         for grids in sets.values():
@@ -212,6 +226,31 @@ class Router:
             if prev is None or len(grids) < len(prev):
                 sets[m.targets] = grids
         return labels, sets
+
+    def _contested(self, norm: str, mentions: list[Mention]) -> list[Mention]:
+        """Rule 1a: after each shadowed name, the longer names of other grids it may be part of.
+
+        南关心村 holds 南关 exactly and sounds like 南关新村: the resident may mean either, so
+        both are kept, as two places. A longer name whose grids are all the shorter name's
+        own (南关存 for 南关村, both FN-02) changes nothing and is left out.
+        """
+        spans = [(m.start, m.end) for m in mentions if m.shadowed]
+        rivals = self._phon.covering(norm, spans)
+        if not rivals:
+            return mentions
+        out: list[Mention] = []
+        for m in mentions:
+            out.append(m)
+            if not m.shadowed:
+                continue
+            own: set[str] | None = None
+            for r in rivals:
+                if r.start <= m.start and m.end <= r.end:
+                    if own is None:
+                        own = set(self._resolve(norm, m))
+                    if not own.issuperset(self._resolve(norm, r)):
+                        out.append(r)
+        return out
 
     def _by_sound(
         self, norm: str, fuzzy: list[Mention], chat_grid: str | None, here: list[str] | None
