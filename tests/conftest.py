@@ -18,7 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bot.app import App, build_app, prepare_database
-from config.settings import Settings
+from bot.county_files import CountyData, load_county_dir
+from bot.routing import Router
+from config.settings import SAMPLE_DIR, Settings
 from handlers.telegram.runner import follow_link_for, make_dispatcher
 from handlers.telegram.sender import TelegramSender
 from models.tickets import Outbox
@@ -131,3 +133,14 @@ async def api() -> AsyncIterator[FakeBotAPI]:
     """A fake Telegram Bot API server on 127.0.0.1 (the service runs against its base URL)."""
     async with FakeBotAPI(token=TOKEN, max_poll_wait=1.0) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def county() -> CountyData:
+    """The sample county (config/sample), parsed once."""
+    return load_county_dir(SAMPLE_DIR)
+
+
+@pytest.fixture(scope="session")
+def router(county: CountyData) -> Router:
+    return Router.build(county)

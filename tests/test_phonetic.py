@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.county_files import CountyData, PlaceRow, load_county_dir
+from bot.county_files import CountyData, PlaceRow
 from bot.messages import GeoPoint
 from bot.routing import Router, normalize
 from bot.routing.gazetteer import Gazetteer
@@ -19,16 +19,6 @@ from models.enums import RouteStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "config" / "sample"
-
-
-@pytest.fixture(scope="module")
-def county() -> CountyData:
-    return load_county_dir(SAMPLE)
-
-
-@pytest.fixture(scope="module")
-def router(county: CountyData) -> Router:
-    return Router.build(county)
 
 
 @pytest.fixture(scope="module")

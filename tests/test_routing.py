@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.county_files import CountyData, PlaceRow, load_county_dir
+from bot.county_files import CountyData, PlaceRow
 from bot.messages import GeoPoint
 from bot.routing import (
     NumberRange,
@@ -30,16 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "config" / "sample"
 CASES_FILE = Path(__file__).parent / "routing_cases.yaml"
 CASES: list[dict[str, Any]] = yaml.safe_load(CASES_FILE.read_text("utf-8"))
-
-
-@pytest.fixture(scope="module")
-def county() -> CountyData:
-    return load_county_dir(SAMPLE)
-
-
-@pytest.fixture(scope="module")
-def router(county: CountyData) -> Router:
-    return Router.build(county)
 
 
 def _run(router: Router, case: dict[str, Any]) -> Any:
