@@ -18,7 +18,6 @@ from bot.routing.phonetic import PLACE_SUFFIXES, Encoder, PhoneticIndex, fold
 from models.enums import RouteStatus
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "config" / "sample"
 
 
 @pytest.fixture(scope="module")

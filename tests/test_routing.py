@@ -26,8 +26,6 @@ from bot.routing.cli import route_lines
 from bot.routing.gazetteer import Gazetteer
 from models.enums import RouteStatus
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "config" / "sample"
 CASES_FILE = Path(__file__).parent / "routing_cases.yaml"
 CASES: list[dict[str, Any]] = yaml.safe_load(CASES_FILE.read_text("utf-8"))
 
