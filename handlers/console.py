@@ -144,24 +144,26 @@ class Console:
             return
         scope = args[1].upper() if len(args) > 1 else ""
         uid = f"{role}-{scope or 'centre'}"
+        async with self.app.deps.sm() as s:
+            onboarded = bool(await standing_roles(s, CH, uid))
+        code = None
+        if not onboarded:  # the first time: a real invite, redeemed like on Telegram
+            async with self.app.deps.sm() as s, s.begin():
+                try:
+                    code = (await create_invite(
+                        s, staff_role,
+                        grid=scope if staff_role in (StaffRole.WORKER, StaffRole.LEADER)
+                        else None,
+                        community=scope if staff_role == StaffRole.COORDINATOR else None,
+                        now=self.app.deps.clock(), ttl_days=1)).code
+                except InviteError as e:
+                    self.say(f"没有这个编号：{e}")
+                    return
         self.st.who = Who(uid, f"{role}:{scope}")
         self.st.where = ChatKind.PRIVATE
         self.st.names[uid] = self.st.who.name
-        async with self.app.deps.sm() as s:
-            if await standing_roles(s, CH, uid):
-                self.say(f"现在你是 {role} {scope}（私聊）。")
-                return
-        async with self.app.deps.sm() as s, s.begin():
-            try:
-                inv = await create_invite(
-                    s, staff_role, grid=scope if staff_role in (StaffRole.WORKER,
-                                                                StaffRole.LEADER) else None,
-                    community=scope if staff_role == StaffRole.COORDINATOR else None,
-                    now=self.app.deps.clock(), ttl_days=1)
-            except InviteError as e:
-                self.say(f"没有这个编号：{e}")
-                return
-        await self.app.core.on_start(self.ctx(), inv.code)
+        if code is not None:
+            await self.app.core.on_start(self.ctx(), code)
         self.say(f"现在你是 {role} {scope}（私聊）。")
 
     async def handle(self, line: str) -> bool:
