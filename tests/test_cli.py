@@ -90,3 +90,10 @@ def test_invite_without_telegram_still_gives_a_code(db: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "could not ask Telegram" in done.stdout and "/start " in done.stdout
     assert "123:ABC" not in done.stdout + done.stderr
+
+
+def test_serve_without_a_token_says_what_to_do(db: Path) -> None:
+    done = run(db)  # `python run_bot.py`: serve is the default
+    assert done.returncode == 1
+    assert "TELEGRAM_BOT_TOKEN" in done.stderr and "console" in done.stderr
+    assert "Traceback" not in done.stderr
