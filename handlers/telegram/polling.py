@@ -15,7 +15,9 @@ from collections import defaultdict
 
 from aiogram import Bot, Dispatcher
 from aiogram.methods import GetUpdates
-from aiogram.types import Update
+from aiogram.types import ReplyParameters, Update
+
+from bot.texts import t
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,22 @@ class Poller:
                     log.exception("update %s failed %d times; skipping it", u.update_id,
                                   MAX_TRIES)
                     self._tries.pop(u.update_id, None)
+                    await self._apologise(u)
                     continue
                 log.exception("update %s failed; it will be fetched again", u.update_id)
                 return u.update_id
         return None
+
+    async def _apologise(self, update: Update) -> None:
+        """Whoever sent what we gave up on hears so, rather than waiting for a reply."""
+        try:
+            if update.message:
+                await self.bot.send_message(
+                    update.message.chat.id, t("error.generic"),
+                    reply_parameters=ReplyParameters(message_id=update.message.message_id,
+                                                     allow_sending_without_reply=True))
+            elif update.callback_query:
+                await self.bot.answer_callback_query(update.callback_query.id,
+                                                     t("error.generic"), show_alert=True)
+        except Exception:  # the platform may be what is failing; the log has the update
+            log.warning("could not tell the sender of update %s", update.update_id)
