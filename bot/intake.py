@@ -146,8 +146,9 @@ class IntakeWriter:
                 log_rows.append(dict(
                     channel=ib.channel, external_id=ib.external_id, chat_id=ib.chat_id,
                     sender_id=ib.sender_id, media_group_id=ib.media_group_id, ticket_id=tid,
-                    media=[{"kind": m.kind, "file_id": m.file_id} for m in ib.media],
-                    has_media=bool(ib.media) and tid is None, received_at=ib.received_at,
+                    media=lookups.log_media(ib),
+                    has_media=(bool(ib.media) or ib.location is not None) and tid is None,
+                    received_at=ib.received_at,
                 ))
                 if tid is not None:
                     attach_rows += lookups.attachments(tid, ib.channel, ib.media, now)
@@ -169,12 +170,15 @@ class IntakeWriter:
         bindings = await lookups.bindings(s, reports.values())
         reporters = await lookups.private_chats(s, reports.values())
         numbers = await lookups.allocate_numbers(s, self._prefix, now, len(reports), self._sla)
+        earlier = await lookups.sent_before(s, reports, self._window)
         tickets: dict[int, Ticket] = {}
         routes = {}
         for (i, ib), number in zip(reports.items(), numbers, strict=True):
             bound_grid, bound_comm = bindings.get(ib.chat_id, (None, None))
-            text = clean_text(ib.text) or ("[位置]" if ib.location else "[图片]")
-            res = idx.router.route(text, chat_grid=bound_grid, location=ib.location)
+            # a location shared just before the words counts as shared with them
+            loc = ib.location or (earlier[i].location if i in earlier else None)
+            text = clean_text(ib.text) or ("[位置]" if loc else "[图片]")
+            res = idx.router.route(text, chat_grid=bound_grid, location=loc)
             routes[i] = res
             grid = idx.grids.get(res.grid or "") if res.status == RouteStatus.ROUTED else None
             community_id = grid.community_id if grid else _community_of(
@@ -182,9 +186,9 @@ class IntakeWriter:
             ticket = Ticket(
                 number=number, category=categorize(text).value, text=text,
                 place_text="、".join(m for m in res.matched if m not in ("chat", "location")),
-                lat=ib.location.lat if ib.location else None,
-                lon=ib.location.lon if ib.location else None,
-                datum=ib.location.datum if ib.location else None,
+                lat=loc.lat if loc else None,
+                lon=loc.lon if loc else None,
+                datum=loc.datum if loc else None,
                 route_status=res.status.value, candidates=list(res.candidates),
                 grid_id=grid.id if grid else None, community_id=community_id,
                 unrouted=False, channel=ib.channel, chat_id=ib.chat_id,
@@ -217,14 +221,14 @@ class IntakeWriter:
         await s.execute(TicketEvent.__table__.insert(), [
             {**ev, "ticket_id": tickets[i].id} for i, evs in events.items() for ev in evs
         ])
-        earlier = await lookups.claim_recent_media(s, tickets, reports, self._window, now)
+        await lookups.claim(s, earlier, tickets, next(iter(reports.values())).channel, now)
         out: list[Outbound] = []
         pending: list[dict[str, Any]] = []
         for i, ticket in tickets.items():
             ib = reports[i]
             private = reporters.get(ib.sender_id)
-            photos = [*earlier.get(ticket.id, []), *(m.file_id for m in ib.media
-                                                      if m.kind == "photo")]
+            before = earlier[i].media if i in earlier else []
+            photos = [m.file_id for m in [*before, *ib.media] if m.kind == "photo"]
             out += self._replies(idx, ticket, ib, private, first_worker.get(ticket.grid_id or 0),
                                  routes[i].candidates, photos)
             if ticket.grid_id is None:

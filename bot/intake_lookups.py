@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import Inbound, Media
+from bot.messages import GeoPoint, Inbound, Media
 from bot.sla import SlaConfig
 from bot.sqlutil import insert_for
 from models.county import Grid
@@ -89,37 +90,66 @@ async def allocate_numbers(
     return [f"{prefix}-{day}-{seq:04d}" for seq in range(last - n + 1, last + 1)]
 
 
-async def claim_recent_media(
-    s: AsyncSession, tickets: dict[int, Ticket], reports: dict[int, Inbound],
-    window: timedelta, now: datetime,
-) -> dict[int, list[str]]:
-    """Photos the same resident sent shortly before the report belong to it.
+@dataclass(slots=True)
+class Earlier:
+    """What a resident sent in the minutes before their report: photos, a shared location."""
+
+    row_ids: list[int] = field(default_factory=list)
+    media: list[Media] = field(default_factory=list)
+    location: GeoPoint | None = None
+
+
+def log_media(ib: Inbound) -> list[dict[str, Any]]:
+    """The inbound log keeps what a later report may claim (locations as a kind of media)."""
+    out: list[dict[str, Any]] = [{"kind": m.kind, "file_id": m.file_id} for m in ib.media]
+    if ib.location is not None:
+        loc = ib.location
+        out.append({"kind": "location", "lat": loc.lat, "lon": loc.lon, "datum": loc.datum})
+    return out
+
+
+async def sent_before(
+    s: AsyncSession, reports: dict[int, Inbound], window: timedelta
+) -> dict[int, Earlier]:
+    """Per report: media and location the same sender posted in that chat shortly before.
 
     Both ends use the platform's message times, so a backlog handled late still pairs up.
     """
-    by_sender = {(ib.chat_id, ib.sender_id): (tickets[i], ib.received_at)
-                 for i, ib in reports.items()}
+    by_sender = {(ib.chat_id, ib.sender_id): (i, ib.received_at) for i, ib in reports.items()}
     channel = next(iter(reports.values())).channel
     earliest = min(ib.received_at for ib in reports.values()) - window
-    rows = (await s.execute(
+    rows = await s.execute(
         select(InboundLog.id, InboundLog.chat_id, InboundLog.sender_id, InboundLog.media,
                InboundLog.received_at)
         .where(InboundLog.has_media.is_(True), InboundLog.channel == channel,
                InboundLog.received_at >= earliest,
                InboundLog.sender_id.in_({k[1] for k in by_sender}))
-    )).all()
-    attach: list[dict[str, Any]] = []
-    photos: dict[int, list[str]] = {}
+        .order_by(InboundLog.received_at, InboundLog.id))
+    found: dict[int, Earlier] = {}
     for row_id, chat_id, sender_id, media, at in rows:
         hit = by_sender.get((chat_id, sender_id))
         if hit is None or not (hit[1] - window <= at <= hit[1]):
             continue
-        ticket = hit[0]
-        await s.execute(update(InboundLog).where(InboundLog.id == row_id)
+        e = found.setdefault(hit[0], Earlier())
+        e.row_ids.append(row_id)
+        for m in media:
+            if m["kind"] == "location":
+                e.location = GeoPoint(m["lat"], m["lon"], m["datum"])  # the latest one wins
+            else:
+                e.media.append(Media(m["kind"], m["file_id"]))
+    return found
+
+
+async def claim(
+    s: AsyncSession, earlier: dict[int, Earlier], tickets: dict[int, Ticket], channel: str,
+    now: datetime,
+) -> None:
+    """Attach what was sent before to the tickets, and take it off the claimable list."""
+    attach: list[dict[str, Any]] = []
+    for i, e in earlier.items():
+        ticket = tickets[i]
+        await s.execute(update(InboundLog).where(InboundLog.id.in_(e.row_ids))
                         .values(has_media=False, ticket_id=ticket.id))
-        attach += attachments(ticket.id, channel, [Media(**m) for m in media], now)
-        photos.setdefault(ticket.id, []).extend(m["file_id"] for m in media
-                                                if m["kind"] == "photo")
+        attach += attachments(ticket.id, channel, e.media, now)
     if attach:
         await s.execute(Attachment.__table__.insert(), attach)
-    return photos

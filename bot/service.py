@@ -67,7 +67,7 @@ class Core:
         if is_report(ib):
             out = await self.intake.submit(ib, report=True)
             return Handled("duplicate" if out.duplicate else "report", out)
-        if ib.media:
+        if ib.media or ib.location:  # kept for a report that may follow
             out = await self.intake.submit(ib, report=False)
             return Handled("duplicate" if out.duplicate else "media", out)
         return Handled("ignored")

@@ -18,9 +18,11 @@ from aiogram.methods import (
     SendPhoto,
 )
 from aiogram.types import InlineKeyboardMarkup, Message, User
+from shapely.geometry import shape
 from sqlalchemy import func, select
 
 from bot import sweeper
+from bot.county_files import CountyData
 from bot.notify import local
 from bot.onboarding import create_invite
 from models.enums import Category, StaffRole
@@ -887,6 +889,32 @@ async def test_photos_sent_shortly_before_the_report_are_attached(staffed: Flow)
     assert list(files) == ["recent"]
     card, _ = flow.last(WORKER, tk.number)
     assert isinstance(card, SendPhoto) and card.photo == "recent"
+
+
+def inside(county: CountyData, grid: str) -> tuple[float, float]:
+    geometry = next(b.geometry for b in county.boundaries if b.grid == grid)
+    point = shape(geometry).representative_point()
+    return point.y, point.x  # (lat, lon)
+
+
+async def test_location_shared_just_before_the_words_routes_the_report(
+    staffed: Flow, county: CountyData,
+) -> None:
+    flow = staffed
+    now = int(flow.tg.clock().timestamp())
+    await flow.say(RESIDENT, chat=GROUP, location=inside(county, "FN-05"), date=now - 600)
+    await flow.say(NEIGHBOUR, chat=GROUP, location=inside(county, "FN-04"), date=now - 20)
+    await flow.say(RESIDENT, chat=GROUP, location=inside(county, "FN-03"), date=now - 60)
+    await flow.deliver()
+    assert await tickets(flow.tg) == [] and flow.sent(GROUP) == []
+    tk = await report(flow, "报事 这里的路灯坏了好几天", date=now)
+    lat, lon = inside(county, "FN-03")
+    assert (tk.lat, tk.lon) == (lat, lon)
+    assert flow.tg.app.deps.county.index.grids_by_id[tk.grid_id].code == "FN-03"
+    assert flow.last(WORKER3, tk.number)  # 社岭's worker has the card
+    # the neighbour's location was not theirs to claim, and stays claimable
+    other = await report(flow, "报事 这里的井盖松了", user=NEIGHBOUR, date=now)
+    assert flow.tg.app.deps.county.index.grids_by_id[other.grid_id].code == "FN-04"
 
 
 async def test_album_attaches_every_photo(staffed: Flow) -> None:
