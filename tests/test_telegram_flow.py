@@ -207,6 +207,14 @@ async def report(flow: Flow, text: str = REPORT, user: int = RESIDENT, **kw: Any
     return new[0]
 
 
+async def resolve(flow: Flow, tk: Ticket, note: str) -> None:
+    """The worker taps 办结 on the card and sends the resolution note."""
+    await flow.press(WORKER, WORKER, "办结", tk.number)
+    await flow.deliver()
+    await flow.say(WORKER, note)
+    await flow.deliver()
+
+
 # --------------------------------------------------------------------------- 1. onboarding
 
 async def test_worker_who_joins_late_gets_the_cards_waiting_for_them(flow: Flow) -> None:
@@ -447,10 +455,7 @@ async def test_ack_progress_resolve_and_satisfied(staffed: Flow) -> None:
 async def test_unsatisfied_reopens_reassigns_and_tells_leader(staffed: Flow) -> None:
     flow = staffed
     tk = await report(flow)
-    await flow.press(WORKER, WORKER, "办结", tk.number)
-    await flow.deliver()
-    await flow.say(WORKER, "已处理")
-    await flow.deliver()
+    await resolve(flow, tk, "已处理")
     rated, data = flow.button(GROUP, "不满意", "请确认并评价")
     flow.clear()
     answer = await flow.tap(RESIDENT, data, GROUP, rated.message_id)
@@ -1029,10 +1034,7 @@ async def test_acknowledging_after_an_alert_moves_to_the_resolve_deadline(staffe
 async def test_resolved_without_a_rating_closes_after_the_wait(staffed: Flow) -> None:
     flow = staffed
     tk = await report(flow)
-    await flow.press(WORKER, WORKER, "办结", tk.number)
-    await flow.deliver()
-    await flow.say(WORKER, "已清运")
-    await flow.deliver()
+    await resolve(flow, tk, "已清运")
     flow.clear()
     days = flow.tg.app.settings.confirm_days
     flow.tg.clock.advance(days=days, minutes=-1)
