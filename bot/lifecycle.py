@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,6 @@ class Actor:
     user_id: str | None = None
     channel: str | None = None
     lang: str = "zh"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def main_role(self) -> Role:
         for r in (Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE, Role.RESIDENT):
@@ -147,7 +146,8 @@ def opening(ticket: Ticket, routed: bool, now: datetime, cfg: SlaConfig) -> list
              actor_name=ticket.reporter_name, note="")
     ]
     if routed:
-        assert allowed(S.REPORTED, S.ASSIGNED, {Role.SYSTEM})
+        if not allowed(S.REPORTED, S.ASSIGNED, {Role.SYSTEM}):
+            raise TransitionRefused(S.REPORTED, S.ASSIGNED, "routing may not assign")
         ticket.state = S.ASSIGNED.value
         _deadlines_on_enter(ticket, S.ASSIGNED, S.REPORTED, now, cfg)
         events.append(
