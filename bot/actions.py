@@ -10,12 +10,12 @@ from bot.asking import ACTIVE, Refused, cancel_button, check, set_pending
 from bot.deps import Ctx, Deps
 from bot.lifecycle import SYSTEM, Actor, record, transition
 from bot.messages import Action, Button, Media
-from bot.tell import send_card, tell_resident, tell_staff
+from bot.tell import send_card, tell_resident, tell_staff, tell_up
 from bot.texts import category_label, t
 from models.enums import Category, Role, Satisfaction, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Attachment, PendingInput, Ticket
-from models.transitions import allowed
+from models.transitions import STAFF, allowed
 
 
 async def act(s: AsyncSession, deps: Deps, ctx: Ctx, action: Action) -> str:
@@ -63,7 +63,7 @@ async def _return_start(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, a
 
 async def _category_start(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                           _arg: str) -> str:
-    if not actor.roles & {Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE}:
+    if not actor.roles & STAFF:
         raise Refused(t("worker.not_allowed", actor.lang))
     cats = list(Category)
     rows = [[Button(category_label(c.value, actor.lang), Action("setcat", ticket.id, c.name))
@@ -74,7 +74,7 @@ async def _category_start(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
 
 async def _category_set(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                         arg: str) -> str:
-    if not actor.roles & {Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE}:
+    if not actor.roles & STAFF:
         raise Refused(t("worker.not_allowed", actor.lang))
     if arg not in Category.__members__:
         raise Refused(t("worker.not_allowed", actor.lang))
@@ -140,12 +140,9 @@ async def finish_return(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
     check(ticket, S.RETURNED, actor, ACTIVE)
     transition(s, ticket, S.RETURNED, actor, now=deps.clock(), cfg=deps.sla, note=reason)
     ticket.assignee_id = None
-    buttons = await assign.assign_buttons(deps, ticket)
-    sent = await tell_staff(s, deps, StaffRole.COORDINATOR, ticket, "coord.returned",
-                            buttons=buttons, worker=actor.name, note=reason)
-    if not sent:
-        await tell_staff(s, deps, StaffRole.CENTRE, ticket, "coord.returned", buttons=buttons,
-                         worker=actor.name, note=reason)
+    buttons = assign.assign_buttons(deps, ticket)
+    await tell_up(s, deps, ticket, "coord.returned", StaffRole.COORDINATOR, buttons,
+                  worker=actor.name, note=reason)
     await tell_resident(s, ticket, t("resident.returned_wait", "zh", number=ticket.number))
     return t("worker.returned", actor.lang, number=ticket.number)
 
@@ -154,7 +151,7 @@ async def progress_note(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, n
                         media: list[Media]) -> str | None:
     """A worker's reply to the card: recorded and passed on to the resident."""
     actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
-    if not actor.roles & {Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE}:
+    if not actor.roles & STAFF:
         return None
     if S(ticket.state) not in ACTIVE:
         raise Refused(t("worker.stale", actor.lang,

@@ -9,7 +9,7 @@ from bot.asking import ACTIVE, Refused, cancel_button, check, clear_pending_for,
 from bot.deps import Ctx, Deps
 from bot.lifecycle import Actor, transition
 from bot.messages import Action, Button, Inbound
-from bot.tell import send_card, tell_resident, tell_staff
+from bot.tell import send_card, tell_resident, tell_up
 from bot.texts import t
 from models.enums import Role, RouteStatus, StaffRole
 from models.enums import TicketState as S
@@ -31,8 +31,8 @@ async def assign_to_grid(s: AsyncSession, deps: Deps, ticket: Ticket, grid_code:
     ticket.route_status = "routed"
     transition(s, ticket, S.ASSIGNED, actor, now=deps.clock(), cfg=deps.sla, note=note)
     if not await send_card(s, deps, ticket, title):
-        await tell_staff(s, deps, StaffRole.COORDINATOR, ticket, "coord.no_worker",
-                         grid=grid.name)
+        await tell_up(s, deps, ticket, "coord.no_worker", StaffRole.COORDINATOR,
+                      grid=grid.name)
     await clear_pending_for(s, ticket.id, "place")
 
 
@@ -129,16 +129,13 @@ async def to_unrouted(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
     ticket.unrouted = True
     ticket.escalation_at = None
     await clear_pending_for(s, ticket.id, "place")
-    buttons = await assign_buttons(deps, ticket)
-    sent = await tell_staff(s, deps, StaffRole.COORDINATOR, ticket, "coord.unrouted",
-                            buttons=buttons, text=ticket.text[:200])
-    if not sent:
-        await tell_staff(s, deps, StaffRole.CENTRE, ticket, "coord.unrouted", buttons=buttons,
-                         text=ticket.text[:200])
+    buttons = assign_buttons(deps, ticket)
+    await tell_up(s, deps, ticket, "coord.unrouted", StaffRole.COORDINATOR, buttons,
+                  text=ticket.text[:200])
     await tell_resident(s, ticket, t("ticket.unrouted", "zh", number=ticket.number))
 
 
-async def assign_buttons(deps: Deps, ticket: Ticket) -> list[list[Button]]:
+def assign_buttons(deps: Deps, ticket: Ticket) -> list[list[Button]]:
     idx = deps.county.index
     codes = assign_targets(deps, ticket)
     if codes:

@@ -8,9 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import assign, directory
 from bot.deps import Ctx, Deps
 from bot.texts import category_label, t
-from models.enums import ChatKind, Role, StaffRole
+from models.enums import ChatKind, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Ticket
+from models.transitions import STAFF
 
 
 def _state(ticket: Ticket, lang: str) -> str:
@@ -40,7 +41,7 @@ async def status(s: AsyncSession, deps: Deps, ctx: Ctx, number: str) -> None:
         ctx.reply(s, t("status.not_found", ctx.lang, number=number), reply_to=ctx.message_id)
         return
     actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
-    staff = bool(actor.roles & {Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE})
+    staff = bool(actor.roles & STAFF)
     # in a group only the reporter sees a ticket's details; staff may look it up privately
     if not (_is_reporter(ticket, ctx) or (staff and ctx.chat_kind == ChatKind.PRIVATE)):
         ctx.reply(s, t("status.not_yours", ctx.lang), reply_to=ctx.message_id)
@@ -82,4 +83,4 @@ async def unrouted_queue(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10)
     ctx.reply(s, t("coord.queue_header", ctx.lang))
     for tk in rows:
         ctx.reply(s, t("coord.unrouted", ctx.lang, number=tk.number, text=tk.text[:200]),
-                  buttons=await assign.assign_buttons(deps, tk), ticket_id=tk.id)
+                  buttons=assign.assign_buttons(deps, tk), ticket_id=tk.id)

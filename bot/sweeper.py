@@ -15,13 +15,11 @@ from bot.deps import Deps
 from bot.lifecycle import SYSTEM, escalate, record, refresh_escalation, transition
 from bot.notify import local
 from bot.texts import t
-from models.enums import StaffRole
 from models.enums import TicketState as S
 from models.tickets import Ticket
 
 log = logging.getLogger(__name__)
 
-LADDER = {1: StaffRole.LEADER, 2: StaffRole.COORDINATOR, 3: StaffRole.CENTRE}
 
 
 async def sweep_once(deps: Deps, limit: int = 100) -> int:
@@ -59,13 +57,8 @@ async def _act(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
     record(s, ticket, SYSTEM, "escalate", now=now, note=f"level {level}")
     key = "escalate.ack" if ack_phase else "escalate.resolve"
     grid = deps.county.index.grid_name(ticket.grid_id)
-    sent = 0
-    for rung in range(level, 4):
-        # a rung with nobody on it passes the alert up the ladder
-        sent = await tell.tell_staff(s, deps, LADDER[rung], ticket, key, grid=grid,
-                                        due=local(due, deps.sla.tz))
-        if sent:
-            break
+    sent = await tell.tell_up(s, deps, ticket, key, tell.LADDER[level - 1], grid=grid,
+                              due=local(due, deps.sla.tz))
     if not sent:
         log.warning("escalation of %s reached nobody", ticket.number)
     refresh_escalation(ticket, deps.sla)

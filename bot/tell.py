@@ -51,6 +51,20 @@ async def tell_staff(s: AsyncSession, deps: Deps, role: StaffRole, ticket: Ticke
     return sent
 
 
+# who hears when the level below has nobody reachable: grid leader, community, command centre
+LADDER = (StaffRole.LEADER, StaffRole.COORDINATOR, StaffRole.CENTRE)
+
+
+async def tell_up(s: AsyncSession, deps: Deps, ticket: Ticket, key: str, start: StaffRole,
+                  buttons: list[list[Button]] | None = None, **kw: object) -> int:
+    """Tell `start`'s people; a rung with nobody on it passes the message up the ladder."""
+    for role in LADDER[LADDER.index(start):]:
+        sent = await tell_staff(s, deps, role, ticket, key, buttons, **kw)
+        if sent:
+            return sent
+    return 0
+
+
 async def send_card(s: AsyncSession, deps: Deps, ticket: Ticket, title: str = "card.title") -> bool:
     if ticket.assignee_id is None:
         return False

@@ -839,9 +839,7 @@ async def test_html_in_names_and_text_is_escaped(staffed: Flow) -> None:
 async def test_someone_else_cannot_rate_the_ticket(staffed: Flow) -> None:
     flow = staffed
     tk = await report(flow)
-    await flow.press(WORKER, WORKER, "办结", tk.number)
-    await flow.say(WORKER, "已处理")
-    await flow.deliver()
+    await resolve(flow, tk, "已处理")
     answer = await flow.press(NEIGHBOUR, GROUP, "满意", "请确认并评价")
     assert answer.show_alert and answer.text == NOT_YOURS
     tk = await ticket(flow.tg)
