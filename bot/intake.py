@@ -263,7 +263,7 @@ class IntakeWriter:
                     text += "\n" + t("ticket.received_follow", lang, link=link)
             if len(ib.text) > MAX_TEXT:
                 text += "\n" + t("error.too_long", lang, limit=MAX_TEXT)
-            msgs.append(_reply(ticket, ib, text))
+            msgs.append(notify.to_resident(ticket, None, text))  # where they reported
             if worker is not None:
                 card = notify.worker_card(ticket, worker, idx.label(
                     idx.grids_by_id[ticket.grid_id].code), self._sla.tz, photos=photos)
@@ -274,8 +274,8 @@ class IntakeWriter:
             buttons = notify.place_buttons(
                 ticket.id, [(c, idx.label(c)) for c in candidates], lang) if candidates else []
             # remembered even without buttons: the resident answers by replying to it
-            msgs.append(_reply(ticket, ib, t(key, lang, number=ticket.number), buttons,
-                               remember=True))
+            msgs.append(notify.to_resident(ticket, None, t(key, lang, number=ticket.number),
+                                           buttons, remember=True))
             if ib.chat_kind == ChatKind.PRIVATE:
                 msgs.append(notify.location_request(ticket, ib.chat_id, lang))
         return msgs
@@ -300,17 +300,6 @@ class IntakeWriter:
                                              grid=idx.grid_name(tk.grid_id)), tk.id)
                 if msg:
                     out.append(msg)
-
-
-def _reply(ticket: Ticket, ib: Inbound, text: str, buttons: Any = None,
-           remember: bool = False) -> Outbound:
-    group = ib.chat_kind == ChatKind.GROUP
-    return Outbound(
-        channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind, text=text,
-        buttons=buttons or [], reply_to=ib.message_id, ticket_id=ticket.id,
-        mention_user_id=ib.sender_id if group else None,
-        mention_name=ib.sender_name if group else None, remember=remember or bool(buttons),
-    )
 
 
 def _community_of(idx: CountyIndex, grid_code: str | None, community_id: int | None,
