@@ -19,10 +19,6 @@ def local(dt: datetime | None, tz: ZoneInfo) -> str:
     return dt.astimezone(tz).strftime("%m-%d %H:%M") if dt else "—"
 
 
-def mask_phone(phone: str) -> str:
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
-
-
 WORKABLE = frozenset({
     TicketState.ASSIGNED, TicketState.ACKNOWLEDGED, TicketState.IN_PROGRESS, TicketState.REOPENED,
 })
