@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Select, select
+from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.lifecycle import Actor
@@ -33,11 +33,60 @@ def _pick(best: Contact | None, pid: int, name: str, channel: str | None,
     return best
 
 
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One staff assignment: where the person serves."""
+
+    id: int
+    person_id: int
+    grid_id: int | None
+    community_id: int | None
+
+
 def _with_accounts(q: Select[Any]) -> Select[Any]:
     return (q.add_columns(Person.name, Identity.channel, Identity.private_chat_id,
                           Identity.language)
             .outerjoin(Identity, Identity.person_id == Person.id)
             .where(Person.active.is_(True)))
+
+
+def _staff_base(role: Any) -> Select[Any]:
+    a = StaffAssignment
+    return _with_accounts(select(a.id, a.person_id, a.grid_id, a.community_id)
+                          .join(Person, Person.id == a.person_id)
+                          .where(a.role == role, a.active.is_(True)))
+
+
+def _staff_query(role: StaffRole, grid_ids: Iterable[int], community_id: int | None,
+                 community_ids: Iterable[int]) -> Select[Any]:
+    a = StaffAssignment
+    q = _staff_base(role.value)
+    gids = list(grid_ids)
+    if gids:
+        q = q.where(a.grid_id.in_(gids))
+    if community_id is not None:
+        q = q.where(a.community_id == community_id)
+    cids = list(community_ids)
+    if cids:
+        q = q.where(a.community_id.in_(cids))
+    return q.order_by(a.id, Identity.id)
+
+
+# built once for intake's batches (see bot.intake_lookups)
+_STAFF_IN = {
+    by: _staff_base(bindparam("role")).where(col.in_(bindparam("ids", expanding=True)))
+    .order_by(StaffAssignment.id, Identity.id)
+    for by, col in (("grid", StaffAssignment.grid_id),
+                    ("community", StaffAssignment.community_id))
+}
+
+
+def _reachable(rows: Iterable[Any], prefer: str | None) -> list[tuple[Post, Contact]]:
+    found: dict[int, tuple[Post, Contact | None]] = {}
+    for aid, pid, grid_id, community_id, name, channel, chat_id, lang in rows:
+        post, prev = found.get(aid, (Post(aid, pid, grid_id, community_id), None))
+        found[aid] = (post, _pick(prev, pid, name, channel, chat_id, lang, prefer))
+    return [(p, c) for p, c in found.values() if c is not None]
 
 
 async def staff(
@@ -48,26 +97,17 @@ async def staff(
     community_id: int | None = None,
     community_ids: Iterable[int] = (),
     prefer_channel: str | None = None,
-) -> list[tuple[StaffAssignment, Contact]]:
+) -> list[tuple[Post, Contact]]:
     """Active staff in `role` (filtered by grid or community) with how to reach each."""
-    q = _with_accounts(select(StaffAssignment)
-                       .join(Person, Person.id == StaffAssignment.person_id)
-                       .where(StaffAssignment.role == role.value,
-                              StaffAssignment.active.is_(True)))
-    gids = list(grid_ids)
-    if gids:
-        q = q.where(StaffAssignment.grid_id.in_(gids))
-    if community_id is not None:
-        q = q.where(StaffAssignment.community_id == community_id)
-    cids = list(community_ids)
-    if cids:
-        q = q.where(StaffAssignment.community_id.in_(cids))
-    found: dict[int, tuple[StaffAssignment, Contact | None]] = {}
-    for a, name, channel, chat_id, lang in await session.execute(
-            q.order_by(StaffAssignment.id, Identity.id)):
-        prev = found.get(a.id, (a, None))[1]
-        found[a.id] = (a, _pick(prev, a.person_id, name, channel, chat_id, lang, prefer_channel))
-    return [(a, c) for a, c in found.values() if c is not None]
+    rows = await session.execute(_staff_query(role, grid_ids, community_id, community_ids))
+    return _reachable(rows, prefer_channel)
+
+
+def staff_on(
+    conn: Connection, role: StaffRole, by: Literal["grid", "community"], ids: Iterable[int],
+) -> list[tuple[Post, Contact]]:
+    """`staff` inside a synchronous batch (see models.db.TxRunner)."""
+    return _reachable(conn.execute(_STAFF_IN[by], {"role": role.value, "ids": list(ids)}), None)
 
 
 async def contact(session: AsyncSession, person_id: int, prefer: str | None) -> Contact | None:

@@ -1,4 +1,9 @@
-"""The reads and small writes one intake batch makes, each once for the whole batch."""
+"""The reads and small writes one intake batch makes, each once for the whole batch.
+
+Synchronous, on the batch's Core connection (see models.db.TxRunner). The statements are
+built once with expanding parameters: building and cache-keying them per batch cost as much
+as running them.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, bindparam, select, update
 
 from bot.messages import GeoPoint, Inbound, Media
 from bot.sla import SlaConfig
@@ -15,7 +19,31 @@ from bot.sqlutil import insert_for
 from models.county import Grid
 from models.enums import ChatKind
 from models.people import ChatBinding, Identity
-from models.tickets import Attachment, DayCounter, InboundLog, Ticket
+from models.tickets import Attachment, DayCounter, InboundLog, NewTicket
+
+_SEEN = select(InboundLog.channel, InboundLog.external_id).where(
+    InboundLog.external_id.in_(bindparam("ids", expanding=True)))
+_ALBUMS = select(InboundLog.media_group_id, InboundLog.ticket_id).where(
+    InboundLog.media_group_id.in_(bindparam("groups", expanding=True)),
+    InboundLog.ticket_id.is_not(None))
+_BINDINGS = (select(ChatBinding.chat_id, Grid.code, ChatBinding.community_id)
+             .outerjoin(Grid, Grid.id == ChatBinding.grid_id)
+             .where(ChatBinding.channel == bindparam("channel"),
+                    ChatBinding.chat_id.in_(bindparam("chats", expanding=True))))
+_PRIVATE_CHATS = select(Identity.user_id, Identity.private_chat_id).where(
+    Identity.channel == bindparam("channel"),
+    Identity.user_id.in_(bindparam("users", expanding=True)),
+    Identity.private_chat_id.is_not(None))
+_SENT_BEFORE = (
+    select(InboundLog.id, InboundLog.chat_id, InboundLog.sender_id, InboundLog.media,
+           InboundLog.received_at)
+    .where(InboundLog.has_media.is_(True), InboundLog.channel == bindparam("channel"),
+           InboundLog.received_at >= bindparam("earliest", type_=InboundLog.received_at.type),
+           InboundLog.sender_id.in_(bindparam("senders", expanding=True)))
+    .order_by(InboundLog.received_at, InboundLog.id))
+_CLAIM = (update(InboundLog).where(InboundLog.id.in_(bindparam("ids", expanding=True)))
+          .values(has_media=False, ticket_id=bindparam("ticket_id")))
+_ATTACH = Attachment.__table__.insert()
 
 
 def attachments(tid: int, channel: str, media: list[Media], now: datetime) -> list[dict[str, Any]]:
@@ -23,15 +51,10 @@ def attachments(tid: int, channel: str, media: list[Media], now: datetime) -> li
                  created_at=now) for m in media]
 
 
-async def drop_seen(s: AsyncSession, inbounds: list[Inbound]) -> list[int]:
+def drop_seen(conn: Connection, inbounds: list[Inbound]) -> list[int]:
     """Indexes of the messages never seen before (platforms redeliver; so do batches)."""
     keys = {(ib.channel, ib.external_id) for ib in inbounds}
-    seen = set(
-        (await s.execute(
-            select(InboundLog.channel, InboundLog.external_id).where(
-                InboundLog.external_id.in_([k[1] for k in keys]))
-        )).all()
-    )
+    seen = set(conn.execute(_SEEN, {"ids": [k[1] for k in keys]}).all())
     fresh: list[int] = []
     for i, ib in enumerate(inbounds):
         key = (ib.channel, ib.external_id)
@@ -41,52 +64,41 @@ async def drop_seen(s: AsyncSession, inbounds: list[Inbound]) -> list[int]:
     return fresh
 
 
-async def album_tickets(s: AsyncSession, inbounds: list[Inbound]) -> dict[str, int]:
+def album_tickets(conn: Connection, inbounds: list[Inbound]) -> dict[str, int]:
     groups = {ib.media_group_id for ib in inbounds if ib.media_group_id}
     if not groups:
         return {}
-    rows = await s.execute(
-        select(InboundLog.media_group_id, InboundLog.ticket_id).where(
-            InboundLog.media_group_id.in_(groups), InboundLog.ticket_id.is_not(None))
-    )
+    rows = conn.execute(_ALBUMS, {"groups": list(groups)})
     return {g: tid for g, tid in rows.all() if g and tid}
 
 
-async def bindings(
-    s: AsyncSession, inbounds: Any
+def bindings(
+    conn: Connection, inbounds: Any
 ) -> dict[str, tuple[str | None, int | None]]:
     chats = {ib.chat_id for ib in inbounds if ib.chat_kind == ChatKind.GROUP}
     channel = next(iter(inbounds)).channel
     if not chats:
         return {}
-    rows = await s.execute(
-        select(ChatBinding.chat_id, Grid.code, ChatBinding.community_id)
-        .outerjoin(Grid, Grid.id == ChatBinding.grid_id)
-        .where(ChatBinding.channel == channel, ChatBinding.chat_id.in_(chats))
-    )
+    rows = conn.execute(_BINDINGS, {"channel": channel, "chats": list(chats)})
     return {chat: (code, comm) for chat, code, comm in rows.all()}
 
 
-async def private_chats(s: AsyncSession, inbounds: Any) -> dict[str, str]:
+def private_chats(conn: Connection, inbounds: Any) -> dict[str, str]:
     first = next(iter(inbounds))
     users = {ib.sender_id for ib in inbounds}
-    rows = await s.execute(
-        select(Identity.user_id, Identity.private_chat_id).where(
-            Identity.channel == first.channel, Identity.user_id.in_(users),
-            Identity.private_chat_id.is_not(None))
-    )
+    rows = conn.execute(_PRIVATE_CHATS, {"channel": first.channel, "users": list(users)})
     return {u: c for u, c in rows.all() if c}
 
 
-async def allocate_numbers(
-    s: AsyncSession, prefix: str, now: datetime, n: int, sla: SlaConfig
+def allocate_numbers(
+    conn: Connection, prefix: str, now: datetime, n: int, sla: SlaConfig
 ) -> list[str]:
     day = now.astimezone(sla.tz).strftime("%Y%m%d")
-    stmt = insert_for(s, DayCounter).values(day=day, last=n)
+    stmt = insert_for(conn, DayCounter).values(day=day, last=n)
     stmt = stmt.on_conflict_do_update(
         index_elements=["day"], set_={"last": DayCounter.last + n}
     ).returning(DayCounter.last)
-    last = (await s.execute(stmt)).scalar_one()
+    last = conn.execute(stmt).scalar_one()
     return [f"{prefix}-{day}-{seq:04d}" for seq in range(last - n + 1, last + 1)]
 
 
@@ -108,8 +120,8 @@ def log_media(ib: Inbound) -> list[dict[str, Any]]:
     return out
 
 
-async def sent_before(
-    s: AsyncSession, reports: dict[int, Inbound], window: timedelta
+def sent_before(
+    conn: Connection, reports: dict[int, Inbound], window: timedelta
 ) -> dict[int, Earlier]:
     """Per report: media and location the same sender posted in that chat shortly before.
 
@@ -118,13 +130,8 @@ async def sent_before(
     by_sender = {(ib.chat_id, ib.sender_id): (i, ib.received_at) for i, ib in reports.items()}
     channel = next(iter(reports.values())).channel
     earliest = min(ib.received_at for ib in reports.values()) - window
-    rows = await s.execute(
-        select(InboundLog.id, InboundLog.chat_id, InboundLog.sender_id, InboundLog.media,
-               InboundLog.received_at)
-        .where(InboundLog.has_media.is_(True), InboundLog.channel == channel,
-               InboundLog.received_at >= earliest,
-               InboundLog.sender_id.in_({k[1] for k in by_sender}))
-        .order_by(InboundLog.received_at, InboundLog.id))
+    rows = conn.execute(_SENT_BEFORE, {"channel": channel, "earliest": earliest,
+                                       "senders": list({k[1] for k in by_sender})})
     found: dict[int, Earlier] = {}
     for row_id, chat_id, sender_id, media, at in rows:
         hit = by_sender.get((chat_id, sender_id))
@@ -140,16 +147,15 @@ async def sent_before(
     return found
 
 
-async def claim(
-    s: AsyncSession, earlier: dict[int, Earlier], tickets: dict[int, Ticket], channel: str,
+def claim(
+    conn: Connection, earlier: dict[int, Earlier], tickets: dict[int, NewTicket], channel: str,
     now: datetime,
 ) -> None:
     """Attach what was sent before to the tickets, and take it off the claimable list."""
     attach: list[dict[str, Any]] = []
     for i, e in earlier.items():
         ticket = tickets[i]
-        await s.execute(update(InboundLog).where(InboundLog.id.in_(e.row_ids))
-                        .values(has_media=False, ticket_id=ticket.id))
+        conn.execute(_CLAIM, {"ids": e.row_ids, "ticket_id": ticket.id})
         attach += attachments(ticket.id, channel, e.media, now)
     if attach:
-        await s.execute(Attachment.__table__.insert(), attach)
+        conn.execute(_ATTACH, attach)

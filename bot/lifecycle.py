@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.sla import SlaConfig, add_work_days, add_work_hours, next_escalation, phase_due
 from models.enums import Role
 from models.enums import TicketState as S
-from models.tickets import Ticket, TicketEvent
+from models.tickets import NewTicket, Ticket, TicketEvent
 from models.transitions import allowed
 
 
@@ -41,7 +41,7 @@ class TransitionRefused(Exception):
 
 
 def _deadlines_on_enter(
-    ticket: Ticket, to: S, frm: S | None, now: datetime, cfg: SlaConfig
+    ticket: Ticket | NewTicket, to: S, frm: S | None, now: datetime, cfg: SlaConfig
 ) -> None:
     if to == S.REPORTED:
         ticket.route_due_at = now + timedelta(minutes=cfg.route_minutes)
@@ -61,7 +61,7 @@ def _deadlines_on_enter(
     refresh_escalation(ticket, cfg)
 
 
-def refresh_escalation(ticket: Ticket, cfg: SlaConfig) -> None:
+def refresh_escalation(ticket: Ticket | NewTicket, cfg: SlaConfig) -> None:
     state = S(ticket.state)
     due = phase_due(
         state, ticket.route_due_at, ticket.ack_due_at, ticket.resolve_due_at, ticket.confirm_due_at
@@ -132,7 +132,7 @@ def escalate(ticket: Ticket, now: datetime, cfg: SlaConfig) -> int:
     return ticket.escalation_level
 
 
-def opening(ticket: Ticket, routed: bool, now: datetime, cfg: SlaConfig) -> list[dict[str, Any]]:
+def opening(ticket: NewTicket, routed: bool, now: datetime, cfg: SlaConfig) -> list[dict[str, Any]]:
     """State, deadlines and first events of a new ticket (bulk intake writes these rows).
 
     Returns event value dicts (ticket_id filled in by the caller after insert).

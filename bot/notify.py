@@ -10,7 +10,7 @@ from bot.directory import Contact
 from bot.messages import Action, Button, Outbound
 from bot.texts import category_label, t
 from models.enums import ChatKind, TicketState
-from models.tickets import Ticket
+from models.tickets import NewTicket, Ticket
 
 FollowLink = Callable[[str, str], str | None]  # (channel, ticket number) -> deep link
 
@@ -38,7 +38,8 @@ def worker_buttons(ticket_id: int, lang: str, state: str) -> list[list[Button]]:
 
 
 def worker_card(
-    ticket: Ticket, to: Contact, grid_label: str, tz: ZoneInfo, title_key: str = "card.title",
+    ticket: Ticket | NewTicket, to: Contact, grid_label: str, tz: ZoneInfo,
+    title_key: str = "card.title",
     photos: list[str] | None = None,
 ) -> Outbound | None:
     if to.chat_id is None or to.channel is None:
@@ -72,7 +73,7 @@ def staff_note(to: Contact, text: str, ticket_id: int | None,
 
 
 def to_resident(
-    ticket: Ticket, private_chat_id: str | None, text: str,
+    ticket: Ticket | NewTicket, private_chat_id: str | None, text: str,
     buttons: list[list[Button]] | None = None, remember: bool = False,
 ) -> Outbound:
     """Privately once the resident has started the bot; otherwise a reply in their group."""
@@ -105,7 +106,7 @@ def place_buttons(ticket_id: int, candidates: list[tuple[str, str]], lang: str
     return rows
 
 
-def location_request(ticket: Ticket, private_chat_id: str, lang: str) -> Outbound:
+def location_request(ticket: Ticket | NewTicket, private_chat_id: str, lang: str) -> Outbound:
     """Platforms can ask for a location only in a private chat, and only as its own keyboard."""
     return Outbound(channel=ticket.channel, chat_id=private_chat_id, chat_kind=ChatKind.PRIVATE,
                     text=t("ticket.share_location_hint", lang),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def insert_for(session: AsyncSession, table: Table | Any) -> Any:
-    dialect = session.get_bind().dialect.name
+def insert_for(bind: AsyncSession | Connection, table: Table | Any) -> Any:
+    dialect = (bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect).name
     mod = postgresql if dialect == "postgresql" else sqlite
     return mod.insert(table)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -60,6 +62,59 @@ class Ticket(Base):
     last_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # the earliest deadline still to act on; the sweeper scans this index only
     escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+@dataclass(slots=True)
+class NewTicket:
+    """A ticket's values before its insert, with the same attribute names as `Ticket`.
+
+    Bulk intake builds these, not ORM instances: attribute instrumentation cost more per
+    report than routing, texts and the insert together.
+    """
+
+    number: str
+    category: str
+    text: str
+    route_status: str
+    channel: str
+    chat_id: str
+    chat_kind: str
+    reporter_user_id: str
+    reporter_name: str = ""
+    source_message_id: str | None = None
+    place_text: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    datum: str | None = None
+    candidates: list[str] = field(default_factory=list)
+    grid_id: int | None = None
+    community_id: int | None = None
+    assignee_id: int | None = None
+    unrouted: bool = False
+    state: str = ""
+    escalation_level: int = 0
+    satisfaction: str | None = None
+    resolution_note: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    assigned_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    route_due_at: datetime | None = None
+    ack_due_at: datetime | None = None
+    resolve_due_at: datetime | None = None
+    confirm_due_at: datetime | None = None
+    last_escalated_at: datetime | None = None
+    escalation_at: datetime | None = None
+    id: int = 0  # known after the insert
+
+    def values(self) -> dict[str, Any]:
+        """Column values for `insert(Ticket)`."""
+        return {k: getattr(self, k) for k in NEW_TICKET_COLUMNS}
+
+
+NEW_TICKET_COLUMNS = tuple(c.key for c in Ticket.__table__.columns if c.key != "id")
 
 
 class TicketEvent(Base):

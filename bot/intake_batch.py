@@ -1,0 +1,246 @@
+"""One intake batch in one transaction: dedup, tickets, routing, first events, replies, cards.
+
+Synchronous on a Core connection (models.db.TxRunner runs it): a batch is a dozen statements,
+and on SQLite each one awaited through aiosqlite would cost more than the work itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from bot import directory, notify
+from bot import intake_lookups as lookups
+from bot.category import categorize
+from bot.county_index import CountyIndex
+from bot.lifecycle import opening
+from bot.messages import Inbound, Outbound
+from bot.outbox import outbox_values
+from bot.report_text import MAX_TEXT, clean_text
+from bot.sla import SlaConfig
+from bot.sqlutil import insert_for
+from bot.texts import t
+from models.enums import ChatKind, RouteStatus, StaffRole
+from models.tickets import (
+    Attachment,
+    InboundLog,
+    NewTicket,
+    Outbox,
+    PendingInput,
+    Ticket,
+    TicketEvent,
+)
+
+# RETURNING the unique number with the id: asking SQLAlchemy to keep row order instead
+# makes SQLite insert row by row
+_INSERT_TICKETS = Ticket.__table__.insert().returning(Ticket.__table__.c.number,
+                                                      Ticket.__table__.c.id)
+_INSERT_EVENTS = TicketEvent.__table__.insert()
+_INSERT_OUTBOX = Outbox.__table__.insert()
+_INSERT_LOG = InboundLog.__table__.insert()
+_INSERT_ATTACHMENTS = Attachment.__table__.insert()
+
+
+@dataclass(slots=True)
+class IntakeOutcome:
+    duplicate: bool = False
+    ticket_id: int | None = None
+    number: str | None = None
+    status: RouteStatus | None = None
+    grid_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one batch needs from the service, read once on the event loop's side."""
+
+    index: CountyIndex
+    sla: SlaConfig
+    prefix: str
+    window: timedelta
+    follow: notify.FollowLink
+    now: datetime
+    items: list[tuple[Inbound, bool]]  # (message, is it a report)
+
+    def write(self, conn: Connection) -> list[IntakeOutcome]:
+        idx, now = self.index, self.now
+        fresh = lookups.drop_seen(conn, [ib for ib, _ in self.items])
+        outcomes: dict[int, IntakeOutcome] = {
+            i: IntakeOutcome(duplicate=True) for i in range(len(self.items)) if i not in fresh
+        }
+        reports = {i: self.items[i][0] for i in fresh if self.items[i][1]}
+        album_tickets = lookups.album_tickets(conn, [self.items[i][0] for i in fresh])
+        tickets: dict[int, NewTicket] = {}
+        if reports:
+            tickets = self._open_tickets(conn, reports)
+            for i, tk in tickets.items():
+                if reports[i].media_group_id:
+                    album_tickets.setdefault(reports[i].media_group_id or "", tk.id)
+        log_rows: list[dict[str, Any]] = []
+        attach_rows: list[dict[str, Any]] = []
+        for i in fresh:
+            ib = self.items[i][0]
+            ticket = tickets.get(i)
+            tid = ticket.id if ticket else album_tickets.get(ib.media_group_id or "")
+            log_rows.append(dict(
+                channel=ib.channel, external_id=ib.external_id, chat_id=ib.chat_id,
+                sender_id=ib.sender_id, media_group_id=ib.media_group_id, ticket_id=tid,
+                media=lookups.log_media(ib),
+                has_media=(bool(ib.media) or ib.location is not None) and tid is None,
+                received_at=ib.received_at,
+            ))
+            if tid is not None:
+                attach_rows += lookups.attachments(tid, ib.channel, ib.media, now)
+            outcomes[i] = IntakeOutcome(
+                ticket_id=tid, number=ticket.number if ticket else None,
+                status=RouteStatus(ticket.route_status) if ticket else None,
+                grid_code=idx.grids_by_id[ticket.grid_id].code
+                if ticket and ticket.grid_id in idx.grids_by_id else None,
+            )
+        if log_rows:
+            conn.execute(_INSERT_LOG, log_rows)
+        if attach_rows:
+            conn.execute(_INSERT_ATTACHMENTS, attach_rows)
+        return [outcomes[i] for i in range(len(self.items))]
+
+    def _open_tickets(self, conn: Connection, reports: dict[int, Inbound]) -> dict[int, NewTicket]:
+        idx, now = self.index, self.now
+        bindings = lookups.bindings(conn, reports.values())
+        reporters = lookups.private_chats(conn, reports.values())
+        numbers = lookups.allocate_numbers(conn, self.prefix, now, len(reports), self.sla)
+        earlier = lookups.sent_before(conn, reports, self.window)
+        tickets: dict[int, NewTicket] = {}
+        candidates: dict[int, list[str]] = {}
+        for (i, ib), number in zip(reports.items(), numbers, strict=True):
+            bound_grid, bound_comm = bindings.get(ib.chat_id, (None, None))
+            # a location shared just before the words counts as shared with them
+            loc = ib.location or (earlier[i].location if i in earlier else None)
+            text = clean_text(ib.text) or ("[位置]" if loc else "[图片]")
+            res = idx.router.route(text, chat_grid=bound_grid, location=loc)
+            candidates[i] = list(res.candidates)
+            grid = idx.grids.get(res.grid or "") if res.status == RouteStatus.ROUTED else None
+            community_id = grid.community_id if grid else _community_of(
+                idx, bound_grid, bound_comm, res.candidates)
+            tickets[i] = NewTicket(
+                number=number, category=categorize(text).value, text=text,
+                place_text="、".join(m for m in res.matched if m not in ("chat", "location")),
+                lat=loc.lat if loc else None,
+                lon=loc.lon if loc else None,
+                datum=loc.datum if loc else None,
+                route_status=res.status.value, candidates=candidates[i],
+                grid_id=grid.id if grid else None, community_id=community_id,
+                channel=ib.channel, chat_id=ib.chat_id,
+                chat_kind=ib.chat_kind.value, reporter_user_id=ib.sender_id,
+                reporter_name=ib.sender_name[:128], source_message_id=ib.message_id,
+            )
+        grid_ids = {tk.grid_id for tk in tickets.values() if tk.grid_id}
+        first_worker: dict[int, directory.Contact] = {}
+        for post, c in directory.staff_on(conn, StaffRole.WORKER, "grid", grid_ids) \
+                if grid_ids else []:
+            if post.grid_id is not None:
+                first_worker.setdefault(post.grid_id, c)
+        events: dict[int, list[dict[str, Any]]] = {}
+        for i, ticket in tickets.items():
+            worker = first_worker.get(ticket.grid_id or 0)
+            ticket.assignee_id = worker.person_id if worker else None
+            events[i] = opening(ticket, routed=ticket.grid_id is not None, now=now, cfg=self.sla)
+        ids = dict(conn.execute(_INSERT_TICKETS, [tk.values() for tk in tickets.values()]).all())
+        for ticket in tickets.values():
+            ticket.id = ids[ticket.number]
+        conn.execute(_INSERT_EVENTS, [
+            {**ev, "ticket_id": tickets[i].id} for i, evs in events.items() for ev in evs
+        ])
+        lookups.claim(conn, earlier, tickets, next(iter(reports.values())).channel, now)
+        out: list[Outbound] = []
+        pending: list[dict[str, Any]] = []
+        for i, ticket in tickets.items():
+            ib = reports[i]
+            before = earlier[i].media if i in earlier else []
+            photos = [m.file_id for m in [*before, *ib.media] if m.kind == "photo"]
+            out += self._replies(ticket, ib, reporters.get(ib.sender_id),
+                                 first_worker.get(ticket.grid_id or 0), candidates[i], photos)
+            if ticket.grid_id is None:
+                pending.append(dict(channel=ib.channel, user_id=ib.sender_id,
+                                    ticket_id=ticket.id, action="place",
+                                    expires_at=ticket.route_due_at))
+        if pending:
+            stmt = insert_for(conn, PendingInput)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["channel", "user_id"],
+                set_={"ticket_id": stmt.excluded.ticket_id, "action": stmt.excluded.action,
+                      "expires_at": stmt.excluded.expires_at},
+            ), pending)
+        out += self._coordinators_for_no_worker(conn, tickets, first_worker)
+        if out:
+            conn.execute(_INSERT_OUTBOX, [outbox_values(m, now) for m in out])
+        return tickets
+
+    def _replies(
+        self, ticket: NewTicket, ib: Inbound, private_chat: str | None,
+        worker: directory.Contact | None, candidates: list[str], photos: list[str],
+    ) -> list[Outbound]:
+        idx, lang = self.index, "zh"
+        msgs: list[Outbound] = []
+        if ticket.grid_id is not None:
+            text = t("ticket.received", lang, number=ticket.number,
+                     grid=idx.grid_name(ticket.grid_id))
+            if private_chat is None and ib.chat_kind == ChatKind.GROUP:
+                link = self.follow(ib.channel, ticket.number)
+                if link:
+                    text += "\n" + t("ticket.received_follow", lang, link=link)
+            if len(ib.text) > MAX_TEXT:
+                text += "\n" + t("error.too_long", lang, limit=MAX_TEXT)
+            msgs.append(notify.to_resident(ticket, None, text))  # where they reported
+            if worker is not None:
+                card = notify.worker_card(ticket, worker, idx.label(
+                    idx.grids_by_id[ticket.grid_id].code), self.sla.tz, photos=photos)
+                if card is not None:
+                    msgs.append(card)
+        else:
+            key = "ticket.ask_place" if candidates else "ticket.ask_place_unknown"
+            buttons = notify.place_buttons(
+                ticket.id, [(c, idx.label(c)) for c in candidates], lang) if candidates else []
+            # remembered even without buttons: the resident answers by replying to it
+            msgs.append(notify.to_resident(ticket, None, t(key, lang, number=ticket.number),
+                                           buttons, remember=True))
+            if ib.chat_kind == ChatKind.PRIVATE:
+                msgs.append(notify.location_request(ticket, ib.chat_id, lang))
+        return msgs
+
+    def _coordinators_for_no_worker(
+        self, conn: Connection, tickets: dict[int, NewTicket],
+        first_worker: dict[int, directory.Contact],
+    ) -> list[Outbound]:
+        lonely = [tk for tk in tickets.values()
+                  if tk.grid_id is not None and (tk.grid_id not in first_worker
+                                                 or first_worker[tk.grid_id].chat_id is None)]
+        if not lonely:
+            return []
+        coordinators = directory.staff_on(
+            conn, StaffRole.COORDINATOR, "community",
+            {tk.community_id for tk in lonely if tk.community_id is not None})
+        out: list[Outbound] = []
+        for tk in lonely:
+            for post, c in coordinators:
+                if post.community_id != tk.community_id:
+                    continue
+                msg = notify.staff_note(c, t("coord.no_worker", c.lang, number=tk.number,
+                                             grid=self.index.grid_name(tk.grid_id)), tk.id)
+                if msg:
+                    out.append(msg)
+        return out
+
+
+def _community_of(idx: CountyIndex, grid_code: str | None, community_id: int | None,
+                  candidates: list[str]) -> int | None:
+    if grid_code and grid_code in idx.grids:
+        return idx.grids[grid_code].community_id
+    if community_id is None:
+        # candidates all in one community: its staff can route it (and may, by the table)
+        found = {idx.grids[c].community_id for c in candidates if c in idx.grids}
+        if len(found) == 1:
+            return found.pop()
+    return community_id
