@@ -26,7 +26,7 @@ from bot.sweeper import run_sweeper
 from config.settings import Settings
 from models.base import utcnow
 from models.county import Grid
-from models.db import TxRunner, make_engine, make_sessionmaker, upgrade
+from models.db import make_engine, make_sessionmaker, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ async def build_app(
                 follow_link=follow_link, prefix=settings.ticket_prefix,
                 invite_ttl_days=settings.invite_ttl_days, wake_outbox=outbox.wake)
     intake = IntakeWriter(
-        TxRunner(engine), county, deps.sla, prefix=settings.ticket_prefix,
+        engine, county, deps.sla, prefix=settings.ticket_prefix,
         media_window=timedelta(seconds=settings.media_window_seconds), clock=clock,
         follow_link=follow_link, on_commit=outbox.wake, batch_max=settings.intake_batch_max)
     app = App(settings, engine, deps, Core(deps, intake), intake, outbox)

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bot import notify
 from bot.county_index import CountyHolder
 from bot.intake_batch import Batch, IntakeOutcome
@@ -38,7 +40,7 @@ class _Job:
 class IntakeWriter:
     def __init__(
         self,
-        run: TxRunner,
+        engine: AsyncEngine,
         county: CountyHolder,
         sla: SlaConfig,
         *,
@@ -49,7 +51,7 @@ class IntakeWriter:
         on_commit: Callable[[], None] = lambda: None,
         batch_max: int = 64,
     ) -> None:
-        self._run_tx = run
+        self._run_tx = TxRunner(engine)
         self._county = county
         self._sla = sla
         self._prefix = prefix

@@ -82,8 +82,9 @@ class TxRunner:
             self._thread, _in_transaction, self._sync, fn)
 
     async def close(self) -> None:
+        """Waits for a call already in the writer thread, then closes its connection."""
         if self._thread is not None:
-            self._thread.shutdown(wait=True)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
         if self._sync is not None:
             self._sync.dispose()
 
