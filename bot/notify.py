@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from bot.directory import Contact
@@ -15,6 +16,7 @@ from models.tickets import NewTicket, Ticket
 FollowLink = Callable[[str, str], str | None]  # (channel, ticket number) -> deep link
 
 
+@lru_cache(maxsize=1024)  # a batch's cards share their deadlines
 def local(dt: datetime | None, tz: ZoneInfo) -> str:
     return dt.astimezone(tz).strftime("%m-%d %H:%M") if dt else "—"
 

@@ -40,6 +40,8 @@ def is_workday(day: date) -> bool:
         return day.weekday() < 5
 
 
+# every ticket of an intake batch shares one `now`: its deadlines are computed once
+@lru_cache(maxsize=1024)
 def add_work_hours(start: datetime, hours: float, cfg: SlaConfig) -> datetime:
     """`hours` of working time after `start`, counting only working hours of workdays."""
     local = start.astimezone(cfg.tz)
@@ -58,6 +60,7 @@ def add_work_hours(start: datetime, hours: float, cfg: SlaConfig) -> datetime:
         cursor = datetime.combine(day, time(0), cfg.tz)
 
 
+@lru_cache(maxsize=1024)
 def add_work_days(start: datetime, days: int, cfg: SlaConfig) -> datetime:
     """End of the working day `days` workdays after `start`'s day."""
     day = start.astimezone(cfg.tz).date()
