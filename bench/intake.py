@@ -29,7 +29,7 @@ from aiogram import Dispatcher  # noqa: E402
 from aiogram.types import Update  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from bot.app import build_app  # noqa: E402
+from bot.app import App, build_app  # noqa: E402
 from config.settings import SAMPLE_DIR, Settings  # noqa: E402
 from handlers.telegram.routers import build_routers  # noqa: E402
 from models.people import ChatBinding, Identity, StaffAssignment  # noqa: E402
@@ -108,8 +108,9 @@ async def ceiling_rate(n: int, conc: int) -> float:
     return n / secs
 
 
-async def run(n: int) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+async def county_app(tmp: Path) -> tuple[App, Dispatcher, RecordingBot, list[int]]:
+    """The service on a fresh SQLite file: 200 group chats bound to grids, every worker on
+    Telegram as in a running county (so each report also queues a card)."""
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
                         _env_file=None)  # type: ignore[call-arg]
     app = await build_app(settings, senders={})
@@ -123,11 +124,16 @@ async def run(n: int) -> dict[str, Any]:
         s.add_all(ChatBinding(channel="telegram", chat_id=str(c), grid_id=grids[i % len(grids)].id,
                               community_id=grids[i % len(grids)].community_id)
                   for i, c in enumerate(chats))
-        # every worker on Telegram, as in a running county: each report also queues a card
         workers = (await s.scalars(select(StaffAssignment.person_id).where(
             StaffAssignment.role == "worker"))).all()
         s.add_all(Identity(channel="telegram", user_id=str(pid), person_id=pid,
                            private_chat_id=str(pid)) for pid in set(workers))
+    return app, dp, bot, chats
+
+
+async def run(n: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    app, dp, bot, chats = await county_app(tmp)
     results: dict[int, dict[str, float]] = {}
     next_id = 1
     for conc in (1, 32):
