@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import actions, assign, onboarding, queries, tell
+from bot import actions, assign, directory, onboarding, queries, tell
 from bot.asking import Refused
 from bot.deps import Ctx, Deps
 from bot.intake import IntakeOutcome, IntakeWriter
 from bot.lifecycle import TransitionRefused
 from bot.messages import Action, Inbound
-from bot.report_text import is_command, is_report
+from bot.report_text import is_command, is_report, report_word
 from bot.texts import t
 from models.enums import ChatKind
 from models.people import Identity
@@ -52,7 +52,7 @@ class Core:
                 self.deps.wake_outbox()
                 return done
         text = ib.text.strip()
-        if text in MY_WORDS or self.ticket_pattern().fullmatch(text):
+        if self._is_query(text):
             async with self.deps.sm() as s, s.begin():
                 if text in MY_WORDS:
                     await queries.my_tickets(s, self.deps, ctx)
@@ -120,7 +120,17 @@ class Core:
                 if said:
                     ctx.reply(s, said)
                     return Handled("progress")
+        # staff talk to the bot privately about their cards; a stray message there is almost
+        # never a new problem, and a ticket from it would be noise in their grid's figures
+        if (ib.chat_kind == ChatKind.PRIVATE and report_word(ib.text) is None
+                and not is_command(ib.text) and not self._is_query(ib.text.strip())
+                and await directory.standing_roles(s, ctx.channel, ctx.user_id)):
+            ctx.reply(s, t("staff.private_hint", ctx.lang))
+            return Handled("staff_hint")
         return None
+
+    def _is_query(self, text: str) -> bool:
+        return text in MY_WORDS or self.ticket_pattern().fullmatch(text) is not None
 
     async def _answer(self, s: AsyncSession, ctx: Ctx, ib: Inbound, pending: PendingInput,
                       ticket: Ticket) -> Handled:

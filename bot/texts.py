@@ -100,6 +100,10 @@ ZH: dict[str, str] = {
     ),
     "error.generic": "抱歉，刚才没处理成功，请稍后再试。",
     "error.too_long": "内容太长了，已截取前 {limit} 字受理。",
+    "staff.private_hint": (
+        "您是网格工作人员：要给工单发进展，请回复（引用）那张工单卡片。"
+        "要以居民身份报事，请以“报事”开头。"
+    ),
     "state.reported": "已受理",
     "state.assigned": "已派单",
     "state.acknowledged": "已接单",
@@ -208,6 +212,10 @@ EN: dict[str, str] = {
     "help": "Send a problem to report it (in groups, mention me or start with 报事).\n/my your tickets",
     "error.generic": "Sorry, that didn't work; please try again shortly.",
     "error.too_long": "That was long; the first {limit} characters were taken.",
+    "staff.private_hint": (
+        "You are registered as grid staff: to post progress, reply to the ticket's card. "
+        "To file a report yourself, start the message with 报事."
+    ),
     "state.reported": "received",
     "state.assigned": "assigned",
     "state.acknowledged": "acknowledged",

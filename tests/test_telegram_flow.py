@@ -512,6 +512,29 @@ async def test_private_report_from_a_resident_who_started_the_bot(staffed: Flow)
     assert flow.texts(RESIDENT)[-1] == f"您的工单 {second.number} 已由网格员郑波接单。"
 
 
+async def test_stray_private_message_from_staff_is_not_a_ticket(staffed: Flow) -> None:
+    """Workers talk to the bot about their cards; a message that is not a reply gets a hint."""
+    flow = staffed
+    tk = await report(flow)
+    await flow.say(WORKER, "已经到现场了，正在清运")  # meant for the card, but not a reply
+    await flow.say(WORKER, photo_file_id="AgADworkerphoto")
+    await flow.deliver()
+    hint = ("您是网格工作人员：要给工单发进展，请回复（引用）那张工单卡片。"
+            "要以居民身份报事，请以“报事”开头。")
+    assert flow.texts(WORKER)[-2:] == [hint, hint]
+    assert [x.number for x in await tickets(flow.tg)] == [tk.number]
+    # what staff can still do in private: ask, and report as a resident
+    await flow.say(WORKER, tk.number)
+    await flow.deliver()
+    assert flow.texts(WORKER)[-1].startswith(f"工单 {tk.number}\n状态：已派单")
+    await flow.say(WORKER, "报事 南关村口井盖松动了")
+    await flow.deliver()
+    all_tickets = await tickets(flow.tg)
+    assert len(all_tickets) == 2 and all_tickets[1].reporter_user_id == str(WORKER)
+    assert all_tickets[1].text == "南关村口井盖松动了"
+    assert flow.texts(WORKER)[-2].startswith(f"已受理，工单号 {all_tickets[1].number}")
+
+
 # --------------------------------------------------------------------------- 5. return, transfer
 
 async def test_return_goes_to_coordinator_who_assigns_again(staffed: Flow) -> None:
