@@ -1,9 +1,10 @@
 """Read and validate a county directory into plain dataclasses (no database, no routing).
 
 The directory holds `grids.yaml`, `places.csv` or `places.xlsx`, and optionally
-`boundaries.geojson` (format: config/sample/README.md). Every problem found is collected and
-raised together as one `CountyFileError`, each naming the file, the row (CSV/XLSX row, YAML
-line, or GeoJSON feature number) and the reason, so an import either takes everything or nothing.
+`boundaries.geojson` and `holidays.yaml` (format: config/sample/README.md). Every problem found
+is collected and raised together as one `CountyFileError`, each naming the file, the row
+(CSV/XLSX row, YAML line, or GeoJSON feature number) and the reason, so an import either takes
+everything or nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ GRIDS_FILE = "grids.yaml"
 PLACES_CSV = "places.csv"
 PLACES_XLSX = "places.xlsx"
 BOUNDARIES_FILE = "boundaries.geojson"
+HOLIDAYS_FILE = "holidays.yaml"
 
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _PHONE_STRIP = re.compile(r"[\s()+-]")
@@ -94,6 +97,7 @@ class CountyData:
     places: tuple[PlaceRow, ...]
     boundaries: tuple[BoundaryData, ...] = ()
     source: str = ""
+    calendar: tuple[tuple[date, bool], ...] = ()  # (day, is it a workday), from holidays.yaml
 
 
 @dataclass(frozen=True)
@@ -484,6 +488,71 @@ def _read_boundaries(
     return out
 
 
+# --- holidays.yaml ------------------------------------------------------------------------
+
+_SPAN = re.compile(r"\s*(?:~|～|至|\.\.)\s*")
+_LONGEST_SPAN = 31
+
+
+def _date_span(text: str) -> list[date]:
+    parts = _SPAN.split(text.strip())
+    if len(parts) > 2:
+        raise ValueError(f"{text!r}: one date, or two joined by ~")
+    try:
+        first, last = date.fromisoformat(parts[0]), date.fromisoformat(parts[-1])
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date like 2027-02-06 or 2027-02-06 ~ 2027-02-12") from None
+    if last < first:
+        raise ValueError(f"{text!r} ends before it starts")
+    if (last - first).days >= _LONGEST_SPAN:
+        raise ValueError(f"{text!r} is longer than {_LONGEST_SPAN} days; a typo?")
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _read_holidays(path: Path, problems: list[Problem]) -> tuple[tuple[date, bool], ...]:
+    def err(node: yaml.Node | None, reason: str) -> None:
+        problems.append(Problem(HOLIDAYS_FILE, node.start_mark.line + 1 if node else None, reason))
+
+    try:
+        # composed, not loaded: every date keeps its line for the error report
+        root = yaml.compose(path.read_text(encoding="utf-8-sig"), Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problems.append(Problem(HOLIDAYS_FILE, mark.line + 1 if mark else None, f"bad YAML: {e}"))
+        return ()
+    if root is None:  # only comments: no days of its own
+        return ()
+    if not isinstance(root, yaml.MappingNode):
+        err(root, "expected a mapping with off and work lists")
+        return ()
+    days: dict[date, bool] = {}
+    for key, value in root.value:
+        if key.value not in ("off", "work"):
+            err(key, f"unknown key {key.value!r}: use off (days off) and work (days worked)")
+            continue
+        workday = key.value == "work"
+        if isinstance(value, yaml.ScalarNode) and value.value in ("", "~", "null"):
+            continue
+        if not isinstance(value, yaml.SequenceNode):
+            err(value, f"{key.value} must be a list of dates")
+            continue
+        for item in value.value:
+            if not isinstance(item, yaml.ScalarNode):
+                err(item, "expected a date like 2027-02-06 or 2027-02-06 ~ 2027-02-12")
+                continue
+            try:
+                span = _date_span(item.value)
+            except ValueError as e:
+                err(item, str(e))
+                continue
+            for day in span:
+                if days.get(day, workday) != workday:
+                    err(item, f"{day} is listed both as off and as work")
+                days[day] = workday
+    return tuple(sorted(days.items()))
+
+
 # --- the directory ------------------------------------------------------------------------
 
 
@@ -506,6 +575,9 @@ def load_county_dir(directory: Path | str) -> CountyData:
     boundaries: list[BoundaryData] = []
     if (d / BOUNDARIES_FILE).is_file():
         boundaries = _read_boundaries(d / BOUNDARIES_FILE, codes, problems)
+    calendar: tuple[tuple[date, bool], ...] = ()
+    if (d / HOLIDAYS_FILE).is_file():
+        calendar = _read_holidays(d / HOLIDAYS_FILE, problems)
     if problems:
         raise CountyFileError(problems)
     return CountyData(
@@ -515,4 +587,5 @@ def load_county_dir(directory: Path | str) -> CountyData:
         places=tuple(places),
         boundaries=tuple(boundaries),
         source=str(d.resolve()),
+        calendar=calendar,
     )

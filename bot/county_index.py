@@ -1,14 +1,17 @@
-"""The in-memory county: the Router plus code <-> id maps, rebuilt when an import lands."""
+"""The in-memory county: the Router, code <-> id maps and its calendar, rebuilt when an import
+lands."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.county_store import county_version, load_county
+from bot import sla
+from bot.county_store import county_version, load_calendar, load_county
 from bot.routing import Router
 from models.county import Community, Grid
 
@@ -30,6 +33,7 @@ class CountyIndex:
     grids: dict[str, GridInfo]
     grids_by_id: dict[int, GridInfo]
     communities: dict[str, tuple[int, str]]  # code -> (id, name)
+    calendar: dict[date, bool] = field(default_factory=dict)  # holidays.yaml
 
     def label(self, grid_code: str | None) -> str:
         g = self.grids.get(grid_code or "")
@@ -55,6 +59,7 @@ async def build_index(session: AsyncSession) -> CountyIndex:
         grids={g.code: g for g in infos},
         grids_by_id={g.id: g for g in infos},
         communities={c.code: (c.id, c.name) for c in comms.values() if c.active},
+        calendar=await load_calendar(session),
     )
 
 
@@ -79,4 +84,5 @@ class CountyHolder:
                         and await county_version(s) == self._index.version):
                     return self._index
                 self._index = await build_index(s)
+            sla.use_county_calendar(self._index.calendar)
             return self._index

@@ -14,6 +14,7 @@ an import all-or-nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -28,7 +29,7 @@ from bot.county_files import (
     Staff,
 )
 from bot.routing.numbers import format_ranges, parse_ranges
-from models.county import Boundary, Community, CountyMeta, Grid, Place
+from models.county import Boundary, CalendarDay, Community, CountyMeta, Grid, Place
 from models.people import Person, StaffAssignment
 
 STAFF_ROLES = ("worker", "leader")
@@ -41,11 +42,13 @@ class Counts:
     updated: int = 0
     deactivated: int = 0
     unchanged: int = 0
+    removed: int = 0  # only calendar days: nothing refers to them
 
     def __str__(self) -> str:
         return (
             f"{self.created} new, {self.updated} updated, "
             f"{self.deactivated} deactivated, {self.unchanged} unchanged"
+            + (f", {self.removed} removed" if self.removed else "")
         )
 
 
@@ -281,6 +284,31 @@ async def _staff(
             people_c.deactivated += 1
 
 
+async def _calendar(session: AsyncSession, days: tuple[tuple[date, bool], ...],
+                    c: Counts) -> None:
+    """holidays.yaml is the whole truth about the county's own days: rows not in it go."""
+    existing = {d.day: d for d in (await session.scalars(select(CalendarDay))).all()}
+    wanted = dict(days)
+    for day, row in existing.items():
+        if day not in wanted:
+            await session.delete(row)
+            c.removed += 1
+    for day, workday in wanted.items():
+        row = existing.get(day)
+        if row is None:
+            session.add(CalendarDay(day=day, workday=workday))
+            c.created += 1
+        elif row.workday != workday:
+            row.workday = workday
+            c.updated += 1
+        else:
+            c.unchanged += 1
+
+
+async def load_calendar(session: AsyncSession) -> dict[date, bool]:
+    return {d.day: d.workday for d in (await session.scalars(select(CalendarDay))).all()}
+
+
 async def import_county(session: AsyncSession, data: CountyData) -> ImportReport:
     """Upsert `data` into the database and bump the county version. The caller commits."""
     meta = await session.get(CountyMeta, META_ID)
@@ -293,6 +321,7 @@ async def import_county(session: AsyncSession, data: CountyData) -> ImportReport
     await _places(session, data.places, grids, report.counts("places"))
     await _boundaries(session, data.boundaries, grids, report.counts("boundaries"))
     await _staff(session, data.grids, grids, report.counts("people"), report.counts("assignments"))
+    await _calendar(session, data.calendar, report.counts("calendar"))
     meta.name = data.name
     meta.source = data.source
     meta.version = (meta.version or 0) + 1

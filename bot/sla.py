@@ -1,8 +1,9 @@
-"""Deadline arithmetic: working hours and days on the mainland calendar (pure functions)."""
+"""Deadline arithmetic: working hours and days on the mainland calendar and the county's own."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -29,14 +30,33 @@ class SlaConfig:
     step_hours: float = 4.0
 
 
+# the county's own days (holidays.yaml), set by the county index on every (re)load
+_county_days: Mapping[date, bool] = {}
+_county_years: frozenset[int] = frozenset()
+
+
+def use_county_calendar(days: Mapping[date, bool]) -> None:
+    """Holidays and worked weekend days from the county's files; they win over the package."""
+    global _county_days, _county_years
+    if dict(days) == dict(_county_days):
+        return
+    _county_days, _county_years = dict(days), frozenset(d.year for d in days)
+    for cached in (is_workday, add_work_hours, add_work_days):
+        cached.cache_clear()
+
+
 @lru_cache(maxsize=4096)
 def is_workday(day: date) -> bool:
+    if day in _county_days:
+        return _county_days[day]
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
         # the State Council publishes each year's adjusted days late in the year before;
-        # until the package knows that year, fall back to Monday-Friday
-        log.warning("no holiday data for %s; treating Mon-Fri as workdays", day.year)
+        # until the package knows that year, Monday-Friday plus the county's own days
+        if day.year not in _county_years:
+            log.warning("no holiday data for %s; treating Mon-Fri as workdays (add the year's "
+                        "days to the county's holidays.yaml)", day.year)
         return day.weekday() < 5
 
 

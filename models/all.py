@@ -1,7 +1,7 @@
 """Import every model so `Base.metadata` knows all tables (Alembic, tests)."""
 
 from models.base import Base
-from models.county import Boundary, Community, CountyMeta, Grid, Place
+from models.county import Boundary, CalendarDay, Community, CountyMeta, Grid, Place
 from models.people import ChatBinding, Identity, Invite, Person, StaffAssignment
 from models.tickets import (
     Attachment,
@@ -18,6 +18,7 @@ __all__ = [
     "Attachment",
     "Base",
     "Boundary",
+    "CalendarDay",
     "ChatBinding",
     "Community",
     "CountyMeta",

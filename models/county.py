@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from datetime import date
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -63,3 +65,16 @@ class CountyMeta(Base):
     name: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=0)
     source: Mapped[str] = mapped_column(Text, default="")
+
+
+class CalendarDay(Base):
+    """A county's own word on a day (holidays.yaml): off, or a weekend day worked (调休).
+
+    Takes precedence over the chinesecalendar package, which knows a year only once its
+    maintainers publish it; the State Council announces the schedule in the late autumn before.
+    """
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    workday: Mapped[bool] = mapped_column(Boolean)

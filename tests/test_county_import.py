@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.county_files import CountyData, CountyFileError, load_county_dir
+from bot.county_index import CountyHolder
 from bot.county_store import county_version, import_county, load_county
 from bot.routing import Router, wgs84_to_gcj02
 from bot.routing.cli import import_dir, route_jsonl
+from bot.sla import is_workday, use_county_calendar
 from models import db
 from models.county import Boundary, Community, CountyMeta, Grid, Place
 from models.people import Person, StaffAssignment
@@ -377,3 +380,71 @@ async def test_empty_database_loads_empty_county(sm: async_sessionmaker[AsyncSes
         assert await county_version(s) == 0
         assert await _count(s, Community) == 0
     assert c.grids == () and Router.build(c).route("锦绣花园").grid is None
+
+
+HOLIDAYS = """\
+# 2035 (an example year): days off, and the weekend days worked instead
+off:
+  - 2035-01-01
+  - 2035-02-07 ~ 2035-02-13
+work:
+  - 2035-02-17
+"""
+
+
+def test_holidays_file_parses_days_and_spans(county_dir: Path) -> None:
+    (county_dir / "holidays.yaml").write_text(HOLIDAYS, "utf-8")
+    cal = dict(load_county_dir(county_dir).calendar)
+    assert len(cal) == 9
+    assert cal[date(2035, 1, 1)] is False and cal[date(2035, 2, 17)] is True
+    assert all(cal[date(2035, 2, d)] is False for d in range(7, 14))
+    (county_dir / "holidays.yaml").write_text("# nothing yet\n", "utf-8")
+    assert load_county_dir(county_dir).calendar == ()
+    assert load_county_dir(SAMPLE).calendar == ()
+
+
+def test_holidays_errors_name_the_line(county_dir: Path) -> None:
+    (county_dir / "holidays.yaml").write_text(
+        "off:\n"
+        "  - 2035-02-30\n"  # line 2
+        "  - 2035-03-05 ~ 2035-03-01\n"  # line 3
+        "  - 2035-01-01 ~ 2035-03-01\n"  # line 4
+        "  - 2035-05-01\n"
+        "work: [2035-05-01]\n"  # line 6
+        "extra: []\n",  # line 7
+        "utf-8")
+    assert _problems(county_dir) == [
+        "holidays.yaml row 2: '2035-02-30' is not a date like 2027-02-06 or "
+        "2027-02-06 ~ 2027-02-12",
+        "holidays.yaml row 3: '2035-03-05 ~ 2035-03-01' ends before it starts",
+        "holidays.yaml row 4: '2035-01-01 ~ 2035-03-01' is longer than 31 days; a typo?",
+        "holidays.yaml row 6: 2035-05-01 is listed both as off and as work",
+        "holidays.yaml row 7: unknown key 'extra': use off (days off) and work (days worked)",
+    ]
+
+
+async def test_holidays_import_replaces_the_countys_days_and_reaches_the_deadlines(
+        url: str, county_dir: Path) -> None:
+    (county_dir / "holidays.yaml").write_text(HOLIDAYS, "utf-8")
+    report = await import_dir(url, county_dir)
+    assert report.tables["calendar"].created == 9
+    engine = db.make_engine(url)
+    holder = CountyHolder(db.make_sessionmaker(engine))
+    try:
+        await holder.refresh(force=True)
+        assert not is_workday(date(2035, 1, 1)) and is_workday(date(2035, 2, 17))
+        # the schedule is corrected: 1 January stays off, the rest of the file goes
+        (county_dir / "holidays.yaml").write_text("off: [2035-01-01]\nwork: []\n", "utf-8")
+        report = await import_dir(url, county_dir)
+        cal = report.tables["calendar"]
+        assert (cal.created, cal.unchanged, cal.removed) == (0, 1, 8)
+        await holder.refresh()  # the version moved: a running service picks it up
+        assert not is_workday(date(2035, 1, 1))
+        assert is_workday(date(2035, 2, 8)) and not is_workday(date(2035, 2, 17))
+        (county_dir / "holidays.yaml").unlink()
+        assert (await import_dir(url, county_dir)).tables["calendar"].removed == 1
+        await holder.refresh()
+        assert is_workday(date(2035, 1, 1))  # a Monday, back to the package's fallback
+    finally:
+        use_county_calendar({})
+        await engine.dispose()
