@@ -53,7 +53,7 @@ class TxRunner:
     execute, fetch, close: ~0.4 ms each time); a batch of a dozen statements pays that a
     dozen times. So on an SQLite file the function runs whole on the file's own sqlite3
     connection in one writer thread: one hop per call. On other databases it runs on the
-    async engine's connection through SQLAlchemy's greenlet bridge (asyncpg pipelines well).
+    async engine's connection through SQLAlchemy's greenlet bridge.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
