@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +19,13 @@ from models.enums import StaffRole
 from models.people import ChatBinding, Identity, Invite, Person, StaffAssignment
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
+
+
+# what each staff role serves: a grid, a community, or the whole county
+INVITE_SCOPE: dict[StaffRole, Literal["grid", "community"] | None] = {
+    StaffRole.WORKER: "grid", StaffRole.LEADER: "grid",
+    StaffRole.COORDINATOR: "community", StaffRole.CENTRE: None,
+}
 
 
 class InviteError(ValueError):
@@ -37,18 +45,18 @@ async def create_invite(
     now: datetime, ttl_days: int,
 ) -> NewInvite:
     grid_id = community_id = None
-    scope = "浮山县指挥中心"
-    if role in (StaffRole.WORKER, StaffRole.LEADER):
+    if INVITE_SCOPE[role] == "grid":
         g = await s.scalar(select(Grid).where(Grid.code == (grid or ""), Grid.active.is_(True)))
         if g is None:
             raise InviteError(f"no active grid with code {grid!r}")
-        grid_id, scope = g.id, f"{g.name}网格"
-    elif role == StaffRole.COORDINATOR:
+        grid_id = g.id
+    elif INVITE_SCOPE[role] == "community":
         c = await s.scalar(select(Community).where(Community.code == (community or ""),
                                                    Community.active.is_(True)))
         if c is None:
             raise InviteError(f"no active community with code {community!r}")
-        community_id, scope = c.id, f"{c.name}社区"
+        community_id = c.id
+    scope = await _scope_name(s, grid_id, community_id)
     code = "".join(secrets.choice(_ALPHABET) for _ in range(10))
     expires = now + timedelta(days=ttl_days)
     s.add(Invite(code=code, role=role.value, grid_id=grid_id, community_id=community_id,

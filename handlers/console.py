@@ -19,7 +19,7 @@ from bot.app import App, build_app
 from bot.deps import Ctx
 from bot.directory import standing_roles
 from bot.messages import Action, GeoPoint, Inbound, Media, Outbound
-from bot.onboarding import InviteError, create_invite
+from bot.onboarding import INVITE_SCOPE, InviteError, create_invite
 from config.settings import Settings
 from models.enums import Channel, ChatKind, OutboxStatus, StaffRole
 from models.tickets import Outbox
@@ -152,9 +152,8 @@ class Console:
                 try:
                     code = (await create_invite(
                         s, staff_role,
-                        grid=scope if staff_role in (StaffRole.WORKER, StaffRole.LEADER)
-                        else None,
-                        community=scope if staff_role == StaffRole.COORDINATOR else None,
+                        grid=scope if INVITE_SCOPE[staff_role] == "grid" else None,
+                        community=scope if INVITE_SCOPE[staff_role] == "community" else None,
                         now=self.app.deps.clock(), ttl_days=1)).code
                 except InviteError as e:
                     self.say(f"没有这个编号：{e}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.app import prepare_database
-from bot.onboarding import InviteError, create_invite
+from bot.onboarding import INVITE_SCOPE, InviteError, create_invite
 from config.settings import Settings
 from handlers.telegram.runner import make_bot
 from models.base import utcnow
@@ -16,11 +16,9 @@ from models.enums import StaffRole
 async def print_invite(settings: Settings, role: str, grid: str | None,
                        community: str | None) -> int:
     staff_role = StaffRole(role)
-    if staff_role in (StaffRole.WORKER, StaffRole.LEADER) and not grid:
-        print("--grid is required for worker and leader")
-        return 2
-    if staff_role == StaffRole.COORDINATOR and not community:
-        print("--community is required for coordinator")
+    needs = INVITE_SCOPE[staff_role]
+    if needs is not None and not {"grid": grid, "community": community}[needs]:
+        print(f"--{needs} is required for {staff_role.value}")
         return 2
     await prepare_database(settings)
     engine = make_engine(settings.database_url)

@@ -74,6 +74,7 @@ def test_invite_prints_a_code_and_refuses_unknown_grids(db: Path) -> None:
     assert done.returncode == 0, done.stderr
     code = next(x.split()[1] for x in done.stdout.splitlines() if x.startswith("code:"))
     assert f"link: https://t.me/fushan_grid_bot?start={code}" in done.stdout
+    assert "role: worker  scope: 南关网格" in done.stdout
     with sqlite3.connect(db) as con:
         assert con.execute("select role, used_at from invites where code = ?",
                            (code,)).fetchone() == ("worker", None)
@@ -89,6 +90,7 @@ def test_invite_without_telegram_still_gives_a_code(db: Path) -> None:
                TELEGRAM_API_BASE=closed)
     assert done.returncode == 0, done.stderr
     assert "could not ask Telegram" in done.stdout and "/start " in done.stdout
+    assert "role: centre  scope: 指挥中心" in done.stdout
     assert "123:ABC" not in done.stdout + done.stderr
 
 
