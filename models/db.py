@@ -32,6 +32,12 @@ def make_engine(url: str, **kw: Any) -> AsyncEngine:
             Path(db).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kw)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _no_driver_begin)
+        # Every core transaction checks a ticket's state and then writes. The driver's own
+        # deferred BEGIN lets two of them read the same state before either writes, so two
+        # presses of one button both took effect; taking the write lock at BEGIN makes the
+        # check and the write one step (PostgreSQL gets the same from row locks).
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
     kw.setdefault("pool_size", 10)
     return create_async_engine(url, **kw)
@@ -44,6 +50,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _no_driver_begin(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event emits BEGIN itself
+
+
+def _begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class TxRunner:
@@ -70,8 +84,7 @@ class TxRunner:
             event.listen(self._sync, "connect", _sqlite_pragmas)
             # take the write lock up front: a deferred transaction that reads first fails
             # outright (no busy wait) when another connection commits before its first write
-            event.listen(self._sync, "begin",
-                         lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            event.listen(self._sync, "begin", _begin_immediate)
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
 
     async def __call__(self, fn: Callable[[Connection], T]) -> T:

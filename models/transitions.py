@@ -28,9 +28,9 @@ TRANSITIONS: dict[tuple[S, S], frozenset[Role]] = {
     # back to routing / the coordinators
     (S.RETURNED, S.ASSIGNED): frozenset({R.COORDINATOR, R.CENTRE, R.LEADER}),
     (S.RETURNED, S.REJECTED): frozenset({R.COORDINATOR, R.CENTRE}),
-    # the resident's verdict
-    (S.RESOLVED, S.CLOSED): frozenset({R.RESIDENT, R.SYSTEM, R.COORDINATOR, R.CENTRE}),
-    (S.RESOLVED, S.REOPENED): frozenset({R.RESIDENT, R.COORDINATOR, R.CENTRE}),
+    # the resident's verdict (the grid leader's, on a ticket staff reported: actions._check_rater)
+    (S.RESOLVED, S.CLOSED): frozenset({R.RESIDENT, R.SYSTEM, R.LEADER, R.COORDINATOR, R.CENTRE}),
+    (S.RESOLVED, S.REOPENED): frozenset({R.RESIDENT, R.LEADER, R.COORDINATOR, R.CENTRE}),
     (S.REOPENED, S.ASSIGNED): frozenset({R.SYSTEM, R.LEADER, R.COORDINATOR, R.CENTRE}),
     (S.REOPENED, S.ACKNOWLEDGED): frozenset({R.WORKER, R.LEADER}),
     (S.REOPENED, S.RETURNED): STAFF,
