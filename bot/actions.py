@@ -9,7 +9,7 @@ from bot import assign, directory, notify
 from bot.asking import ACTIVE, Refused, cancel_button, check, set_pending
 from bot.deps import Ctx, Deps
 from bot.lifecycle import SYSTEM, Actor, record, transition
-from bot.messages import Action, Button, Media
+from bot.messages import MAX_ID, Action, Button, Media
 from bot.tell import send_card, tell_resident, tell_staff, tell_up
 from bot.texts import category_label, t
 from models.enums import Category, Role, Satisfaction, StaffRole
@@ -20,8 +20,9 @@ from models.transitions import STAFF, allowed
 
 async def act(s: AsyncSession, deps: Deps, ctx: Ctx, action: Action) -> str:
     """Carry out one button press; returns the short answer shown to the presser."""
+    # untrusted: an id past the column's range would fail in the driver, not as a refusal
     ticket = await s.get(Ticket, action.ticket_id, with_for_update=True) \
-        if action.ticket_id else None
+        if 0 < action.ticket_id <= MAX_ID else None
     if ticket is None:
         raise Refused(t("worker.not_allowed", ctx.lang))
     actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
@@ -93,8 +94,7 @@ async def _cancel(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: 
 
 async def _rate(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                 arg: str) -> str:
-    if Role.RESIDENT not in actor.roles:
-        raise Refused(t("status.not_yours", actor.lang))
+    await _check_rater(s, ticket, actor)
     if arg not in {x.value for x in Satisfaction}:
         raise Refused(t("worker.not_allowed", actor.lang))
     now = deps.clock()
@@ -115,6 +115,19 @@ async def _rate(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Ac
     return t("resident.thanks", actor.lang, number=ticket.number)
 
 
+async def _check_rater(s: AsyncSession, ticket: Ticket, actor: Actor) -> None:
+    """The reporter rates; a ticket a staff member reported rates their grid leader instead.
+
+    Otherwise a worker who reported and resolved his own ticket would rate his own work.
+    """
+    if await directory.reported_by_staff(s, ticket):
+        if Role.LEADER in actor.roles and Role.RESIDENT not in actor.roles:
+            return
+        raise Refused(t("rate.by_leader", actor.lang))
+    if Role.RESIDENT not in actor.roles:
+        raise Refused(t("rate.not_reporter", actor.lang))
+
+
 async def finish_resolve(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, note: str,
                          media: list[Media]) -> str:
     actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
@@ -127,10 +140,15 @@ async def finish_resolve(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, 
     for m in media:
         s.add(Attachment(ticket_id=ticket.id, event_id=ev.id, channel=ctx.channel, kind=m.kind,
                          file_id=m.file_id, role="resolution", created_at=now))
+    by_staff = await directory.reported_by_staff(s, ticket)
     await tell_resident(s, ticket, t("resident.resolved", "zh", number=ticket.number,
                                      note=note or "—"),
-                        notify.rating_buttons(ticket.id, "zh"),
+                        None if by_staff else notify.rating_buttons(ticket.id, "zh"),
                         photos=photos[:1] if ticket.channel == ctx.channel else None)
+    if by_staff:
+        await tell_staff(s, deps, StaffRole.LEADER, ticket, "leader.rate_staff_ticket",
+                         notify.rating_buttons(ticket.id, "zh"), worker=actor.name or "—",
+                         note=note or "—")
     return t("worker.resolved", actor.lang, number=ticket.number)
 
 

@@ -72,7 +72,7 @@ async def _transfer_to(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, ac
 async def _place(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                  arg: str) -> str:
     if Role.RESIDENT not in actor.roles:
-        raise Refused(t("status.not_yours", actor.lang))
+        raise Refused(t("place.not_reporter", actor.lang))
     check(ticket, S.ASSIGNED, actor, {S.REPORTED})
     if arg == "-":
         await to_unrouted(s, deps, ticket)

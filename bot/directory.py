@@ -162,6 +162,18 @@ async def actor_for(
     )
 
 
+async def reported_by_staff(session: AsyncSession, ticket: Ticket) -> bool:
+    """Was this ticket reported by someone who serves as staff (not as a resident)?"""
+    found = await session.scalar(
+        select(StaffAssignment.id)
+        .join(Identity, Identity.person_id == StaffAssignment.person_id)
+        .where(Identity.channel == ticket.channel,
+               Identity.user_id == ticket.reporter_user_id,
+               StaffAssignment.active.is_(True))
+        .limit(1))
+    return found is not None
+
+
 async def standing_roles(
     session: AsyncSession, channel: str, user_id: str
 ) -> list[StaffAssignment]:

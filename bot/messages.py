@@ -42,6 +42,9 @@ class Inbound:
     received_at: datetime = field(default_factory=utcnow)
 
 
+MAX_ID = 2**63 - 1  # the largest row id either database stores; larger ones are forged
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     """What a button does. Untrusted when it comes back: the core re-checks everything."""

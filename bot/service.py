@@ -16,6 +16,7 @@ from bot.intake import IntakeOutcome, IntakeWriter
 from bot.lifecycle import TransitionRefused
 from bot.messages import Action, Inbound
 from bot.report_text import is_command, is_report, report_word
+from bot.sqlutil import insert_for
 from bot.texts import t
 from models.enums import ChatKind
 from models.people import Identity
@@ -165,10 +166,17 @@ class Core:
         if known != ctx.chat_id:
             await onboarding.ensure_identity(s, ctx, private=True, now=self.deps.clock())
 
-    async def on_action(self, ctx: Ctx, action: Action) -> tuple[str, bool]:
-        """A button press -> (short answer for the presser, done). A refusal changes nothing."""
+    async def on_action(self, ctx: Ctx, action: Action, key: str | None = None
+                        ) -> tuple[str, bool]:
+        """A button press -> (short answer for the presser, done). A refusal changes nothing.
+
+        `key` names the press itself (Telegram's callback query id): a redelivered press is
+        answered without acting again.
+        """
         try:
             async with self.deps.sm() as s, s.begin():
+                if not await self._first_time(s, ctx, key and f"cb:{key}"):
+                    return t("action.duplicate", ctx.lang), True
                 answer = await actions.act(s, self.deps, ctx, action)
         except (Refused, TransitionRefused) as no:
             return (str(no) if isinstance(no, Refused)
@@ -179,6 +187,8 @@ class Core:
     async def on_start(self, ctx: Ctx, payload: str) -> None:
         """/start in private: plain welcome, an invite code, or following a ticket (t_<number>)."""
         async with self.deps.sm() as s, s.begin():
+            if not await self._first_time(s, ctx, self._message_key(ctx)):
+                return  # redelivered: the first answer is already on its way
             await onboarding.ensure_identity(s, ctx, private=True, now=self.deps.clock())
             if payload.startswith("t_"):
                 await queries.follow(s, self.deps, ctx, payload[2:].upper())
@@ -191,10 +201,27 @@ class Core:
 
     async def on_bind(self, ctx: Ctx, code: str, title: str) -> bool:
         async with self.deps.sm() as s, s.begin():
+            if not await self._first_time(s, ctx, self._message_key(ctx)):
+                return False
             answer, ok = await onboarding.bind_chat(s, self.deps, ctx, code, title)
             ctx.reply(s, answer, reply_to=ctx.message_id)
         self.deps.wake_outbox()
         return ok
+
+    @staticmethod
+    def _message_key(ctx: Ctx) -> str | None:
+        # the same key intake logs a message under (see Inbound.external_id)
+        return f"{ctx.chat_id}:{ctx.message_id}" if ctx.message_id else None
+
+    async def _first_time(self, s: AsyncSession, ctx: Ctx, key: str | None) -> bool:
+        """Log `key` in this transaction; False if it was already logged (a redelivery)."""
+        if key is None:
+            return True
+        done = await s.execute(insert_for(s, InboundLog).values(
+            channel=ctx.channel, external_id=key[:96], chat_id=ctx.chat_id,
+            sender_id=ctx.user_id, media=[], has_media=False, received_at=self.deps.clock(),
+        ).on_conflict_do_nothing(index_elements=["channel", "external_id"]))
+        return bool(done.rowcount)
 
     async def on_notice(self, ctx: Ctx, text: str) -> None:
         async with self.deps.sm() as s, s.begin():

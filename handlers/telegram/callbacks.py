@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram.filters.callback_data import CallbackData
 
 from bot.actions import OPS
-from bot.messages import Action
+from bot.messages import MAX_ID, Action
 
 
 class TicketCB(CallbackData, prefix="t1"):
@@ -29,6 +29,6 @@ def unpack(data: str | None) -> Action | None:
         cb = TicketCB.unpack(data)
     except (ValueError, TypeError):
         return None
-    if cb.op not in OPS or cb.tid <= 0 or len(cb.arg) > 32:
+    if cb.op not in OPS or not 0 < cb.tid <= MAX_ID or len(cb.arg) > 32:
         return None
     return Action(cb.op, cb.tid, cb.arg)

@@ -90,7 +90,7 @@ def callbacks_router() -> Router:
         kind = ChatKind.PRIVATE if (msg is None or msg.chat.type == "private") else ChatKind.GROUP
         ctx = Ctx(Channel.TELEGRAM.value, str(user.id), display_name(user), chat_id, kind,
                   str(msg.message_id) if msg else None)
-        answer, ok = await core.on_action(ctx, action)
+        answer, ok = await core.on_action(ctx, action, key=query.id)
         await query.answer(answer[:200], show_alert=not ok)
         if ok and action.op in CONSUMING and isinstance(msg, Message):
             try:
