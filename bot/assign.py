@@ -10,7 +10,7 @@ from bot.deps import Ctx, Deps
 from bot.lifecycle import Actor, transition
 from bot.messages import Action, Button, Inbound
 from bot.tell import send_card, tell_resident, tell_up
-from bot.texts import t
+from bot.texts import scoped, t
 from models.enums import Role, RouteStatus, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Ticket
@@ -141,7 +141,7 @@ def assign_buttons(deps: Deps, ticket: Ticket) -> list[list[Button]]:
     if codes:
         return [[Button(idx.label(c), Action("assign", ticket.id, c))] for c in codes[:12]]
     # nothing to go on: let the command centre pick the community first
-    return [[Button(f"{name}社区", Action("pickcomm", ticket.id, code))]
+    return [[Button(scoped(name, "社区"), Action("pickcomm", ticket.id, code))]
             for code, (_id, name) in idx.communities.items()]
 
 

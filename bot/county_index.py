@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import sla
 from bot.county_store import county_version, load_calendar, load_county
 from bot.routing import Router
+from bot.texts import stem
 from models.county import Community, Grid
 
 
@@ -41,7 +42,7 @@ class CountyIndex:
 
     def grid_name(self, grid_id: int | None) -> str:
         g = self.grids_by_id.get(grid_id or 0)
-        return g.name if g else "—"
+        return stem(g.name, "网格") if g else "—"  # texts say {grid}网格
 
 
 async def build_index(session: AsyncSession) -> CountyIndex:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,6 +12,7 @@ from bot.county_index import CountyHolder
 from bot.messages import Outbound
 from bot.notify import FollowLink
 from bot.outbox import enqueue
+from bot.ratelimit import Strikes
 from bot.sla import SlaConfig
 from models.enums import ChatKind
 
@@ -26,6 +27,7 @@ class Deps:
     prefix: str = "FS"
     invite_ttl_days: int = 7
     wake_outbox: Callable[[], None] = lambda: None
+    bad_codes: Strikes = field(default_factory=Strikes)  # wrong invite codes, per person/chat
 
 
 @dataclass(frozen=True, slots=True)

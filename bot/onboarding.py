@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import directory
 from bot.deps import Ctx, Deps
 from bot.sqlutil import insert_for
-from bot.texts import t
+from bot.texts import scoped, t
 from models.county import Community, Grid
 from models.enums import StaffRole
 from models.people import ChatBinding, Identity, Invite, Person, StaffAssignment
@@ -80,9 +81,14 @@ async def ensure_identity(s: AsyncSession, ctx: Ctx, private: bool, now: datetim
 
 async def redeem(s: AsyncSession, deps: Deps, ctx: Ctx, code: str) -> str:
     now = deps.clock()
+    who = [f"u:{ctx.channel}:{ctx.user_id}", f"c:{ctx.channel}:{ctx.chat_id}"]
+    wait = deps.bad_codes.wait(who, now.timestamp())
+    if wait > 0:
+        return t("start.code_cooldown", ctx.lang, minutes=math.ceil(wait / 60))
     inv = await s.scalar(select(Invite).where(Invite.code == code.strip().upper())
                          .with_for_update())
     if inv is None or inv.used_at is not None or inv.expires_at <= now:
+        deps.bad_codes.strike(who, now.timestamp())
         return t("start.bad_code", ctx.lang)
     ident = await ensure_identity(s, ctx, private=True, now=now)
     role = StaffRole(inv.role)
@@ -127,10 +133,10 @@ async def _unclaimed_person(s: AsyncSession, role: StaffRole, grid_id: int | Non
 async def _scope_name(s: AsyncSession, grid_id: int | None, community_id: int | None) -> str:
     if grid_id is not None:
         g = await s.get(Grid, grid_id)
-        return f"{g.name}网格" if g else "—"
+        return scoped(g.name, "网格") if g else "—"
     if community_id is not None:
         c = await s.get(Community, community_id)
-        return f"{c.name}社区" if c else "—"
+        return scoped(c.name, "社区") if c else "—"
     return "指挥中心"
 
 
@@ -147,12 +153,15 @@ async def bind_chat(s: AsyncSession, deps: Deps, ctx: Ctx, code: str, title: str
     if grid is None and comm is None:
         return t("bind.unknown", ctx.lang, code=code), False
     community_id = grid.community_id if grid else comm.id  # type: ignore[union-attr]
-    ok = any(r.role == StaffRole.CENTRE or (r.role == StaffRole.COORDINATOR
-                                            and r.community_id == community_id)
-             or (r.role == StaffRole.LEADER and grid is not None and r.grid_id == grid.id)
-             for r in roles)
-    if not ok:
+    if not _serves(roles, community_id, grid.id if grid else None):
         return t("bind.not_allowed", ctx.lang), False
+    before = await s.scalar(select(ChatBinding).where(ChatBinding.channel == ctx.channel,
+                                                      ChatBinding.chat_id == ctx.chat_id))
+    # a group already serving one community is that community's to hand over (or the centre's)
+    if before is not None and before.community_id != community_id \
+            and not _serves(roles, before.community_id, before.grid_id):
+        return t("bind.taken", ctx.lang, scope=await _scope_name(
+            s, before.grid_id, before.community_id)), False
     ident = await ensure_identity(s, ctx, private=False, now=deps.clock())
     stmt = insert_for(s, ChatBinding).values(
         channel=ctx.channel, chat_id=ctx.chat_id, title=title[:128],
@@ -162,5 +171,18 @@ async def bind_chat(s: AsyncSession, deps: Deps, ctx: Ctx, code: str, title: str
         index_elements=["channel", "chat_id"],
         set_={"grid_id": stmt.excluded.grid_id, "community_id": stmt.excluded.community_id,
               "title": stmt.excluded.title, "bound_by_identity_id": ident.id}))
-    scope = f"{grid.name}网格" if grid else f"{comm.name}社区"  # type: ignore[union-attr]
-    return t("bind.ok", ctx.lang, scope=scope), True
+    scope = scoped(grid.name, "网格") if grid else scoped(comm.name, "社区")  # type: ignore[union-attr]
+    said = t("bind.ok", ctx.lang, scope=scope)
+    if before is not None and (before.grid_id, before.community_id) != (
+            grid.id if grid else None, community_id):
+        said = t("bind.moved", ctx.lang, scope=scope,
+                 was=await _scope_name(s, before.grid_id, before.community_id))
+    return said + t("bind.how", ctx.lang), True
+
+
+def _serves(roles: list[StaffAssignment], community_id: int | None, grid_id: int | None
+            ) -> bool:
+    return any(r.role == StaffRole.CENTRE
+               or (r.role == StaffRole.COORDINATOR and r.community_id == community_id)
+               or (r.role == StaffRole.LEADER and grid_id is not None and r.grid_id == grid_id)
+               for r in roles)

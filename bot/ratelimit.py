@@ -173,3 +173,23 @@ class RateLimiter:
             del self._chats[key]
         for ch in [c for c, t in self._paused_until.items() if t <= now]:
             del self._paused_until[ch]
+
+
+class Strikes:
+    """Failures per key (a person, a chat) in a sliding window; a key at the limit waits.
+
+    Per process, like the send limits: with several instances a guesser gets the limit on
+    each, still a handful of guesses an hour against a 10-character code.
+    """
+
+    def __init__(self, limit: int = 5, period: float = 600.0) -> None:
+        self._limit, self._period = limit, period
+        self._windows: dict[str, Window] = {}
+
+    def wait(self, keys: list[str], now: float) -> float:
+        """Seconds until every key may try again (0.0: now)."""
+        return max((w.wait(now) for k in keys if (w := self._windows.get(k))), default=0.0)
+
+    def strike(self, keys: list[str], now: float) -> None:
+        for k in keys:
+            self._windows.setdefault(k, Window(self._limit, self._period)).hit(now)

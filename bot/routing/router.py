@@ -57,6 +57,7 @@ from bot.routing.geometry import GridGeometry
 from bot.routing.normalize import normalize
 from bot.routing.numbers import NumberRange, number_after
 from bot.routing.phonetic import PhoneticIndex
+from bot.texts import scoped
 from models.enums import RouteStatus
 
 if TYPE_CHECKING:
@@ -314,9 +315,7 @@ class Router:
         g = self._grids.get(grid_code)
         if g is None:
             return grid_code
-        comm = g.community_name if g.community_name.endswith("社区") else f"{g.community_name}社区"
-        grid = g.name if g.name.endswith("网格") else f"{g.name}网格"
-        return f"{comm}·{grid}"
+        return f"{scoped(g.community_name, '社区')}·{scoped(g.name, '网格')}"
 
     def neighbours(self, grid_code: str) -> list[str]:
         """Grids whose boundaries touch or nearly touch; without a boundary, the community's."""
