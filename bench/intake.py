@@ -49,7 +49,9 @@ def make_updates(bot: RecordingBot, n: int, first_id: int, chats: list[int]) -> 
     names = places()
     return [
         make_message_update(
-            first_id + i, chats[i % len(chats)], "supergroup", 10_000 + i % 500, f"居民{i % 500}",
+            # one report per resident: intake holds a person's sixth report in a minute
+            first_id + i, chats[i % len(chats)], "supergroup", 10_000 + first_id + i,
+            f"居民{i % 500}",
             text=f"报事 {names[i % len(names)]}{PROBLEMS[i % len(PROBLEMS)]}", bot=bot)
         for i in range(n)
     ]

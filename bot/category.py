@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ahocorasick
 
+from bot.routing.normalize import normalize
 from models.enums import Category
 
 LEXICON: dict[Category, tuple[str, ...]] = {
@@ -51,7 +52,8 @@ _AUTOMATON = _build()
 
 def categorize(text: str) -> Category:
     score: dict[Category, int] = {}
-    for _end, (word, cat) in _AUTOMATON.iter(text):
+    # the lexicon is Simplified; normalize folds Traditional and full-width text into it
+    for _end, (word, cat) in _AUTOMATON.iter(normalize(text)):
         score[cat] = score.get(cat, 0) + len(word)
     if not score:
         return Category.OTHER

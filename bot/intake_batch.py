@@ -16,7 +16,8 @@ from bot import directory, notify
 from bot import intake_lookups as lookups
 from bot.category import categorize
 from bot.county_index import CountyIndex
-from bot.lifecycle import opening
+from bot.intake_screen import Recent, Screen, screen
+from bot.lifecycle import opening, repeat
 from bot.messages import Inbound, Outbound
 from bot.outbox import outbox_values
 from bot.report_text import MAX_TEXT, clean_text
@@ -51,6 +52,16 @@ class IntakeOutcome:
     number: str | None = None
     status: RouteStatus | None = None
     grid_code: str | None = None
+    folded: bool = False  # a repeat, added to the sender's earlier ticket `number`
+    held: bool = False  # over the per-minute limit: in the community's queue
+    empty: bool = False  # nothing to act on; the sender was asked for details
+
+
+@dataclass(slots=True)
+class _Opened:
+    tickets: dict[int, NewTicket]
+    folded: dict[int, tuple[int, str]]  # batch index -> (ticket id, number) it was added to
+    empty: set[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,8 @@ class Batch:
     follow: notify.FollowLink
     now: datetime
     items: list[tuple[Inbound, bool]]  # (message, is it a report)
+    repeat_window: timedelta = timedelta(minutes=10)
+    per_minute: int = 5
 
     def write(self, conn: Connection) -> list[IntakeOutcome]:
         idx, now = self.index, self.now
@@ -73,9 +86,9 @@ class Batch:
         }
         reports = {i: self.items[i][0] for i in fresh if self.items[i][1]}
         album_tickets = lookups.album_tickets(conn, [self.items[i][0] for i in fresh])
-        tickets: dict[int, NewTicket] = {}
+        opened = self._open_tickets(conn, reports) if reports else _Opened({}, {}, set())
+        tickets = opened.tickets
         if reports:
-            tickets = self._open_tickets(conn, reports)
             for i, tk in tickets.items():
                 if reports[i].media_group_id:
                     album_tickets.setdefault(reports[i].media_group_id or "", tk.id)
@@ -85,6 +98,9 @@ class Batch:
             ib = self.items[i][0]
             ticket = tickets.get(i)
             tid = ticket.id if ticket else album_tickets.get(ib.media_group_id or "")
+            if i in opened.folded:
+                tid, number = opened.folded[i]
+                outcomes[i] = IntakeOutcome(ticket_id=tid, number=number, folded=True)
             log_rows.append(dict(
                 channel=ib.channel, external_id=ib.external_id, chat_id=ib.chat_id,
                 sender_id=ib.sender_id, media_group_id=ib.media_group_id, ticket_id=tid,
@@ -92,6 +108,8 @@ class Batch:
                 has_media=(bool(ib.media) or ib.location is not None) and tid is None,
                 received_at=ib.received_at,
             ))
+            if i in opened.folded:
+                continue
             if tid is not None:
                 attach_rows += lookups.attachments(tid, ib.channel, ib.media, now)
             outcomes[i] = IntakeOutcome(
@@ -99,6 +117,7 @@ class Batch:
                 status=RouteStatus(ticket.route_status) if ticket else None,
                 grid_code=idx.grids_by_id[ticket.grid_id].code
                 if ticket and ticket.grid_id in idx.grids_by_id else None,
+                held=bool(ticket and ticket.unrouted), empty=i in opened.empty,
             )
         if log_rows:
             conn.execute(_INSERT_LOG, log_rows)
@@ -106,12 +125,24 @@ class Batch:
             conn.execute(_INSERT_ATTACHMENTS, attach_rows)
         return [outcomes[i] for i in range(len(self.items))]
 
-    def _open_tickets(self, conn: Connection, reports: dict[int, Inbound]) -> dict[int, NewTicket]:
+    def _open_tickets(self, conn: Connection, reports: dict[int, Inbound]) -> _Opened:
         idx, now = self.index, self.now
+        earlier = lookups.sent_before(conn, reports, self.window)
+        recent = lookups.recent_tickets(
+            conn, reports, now - max(self.repeat_window, timedelta(minutes=1)))
+        scr = screen(reports, recent, set(earlier), now, repeat_window=self.repeat_window,
+                     per_minute=self.per_minute)
+        out: list[Outbound] = [self._ask_details(reports[i]) for i in sorted(scr.empty)]
+        if not scr.opens:
+            folded = self._fold(conn, reports, scr, {}, out)
+            if out:
+                conn.execute(_INSERT_OUTBOX, [outbox_values(m, now) for m in out])
+            return _Opened({}, folded, scr.empty)
+        reports_all, reports = reports, {i: reports[i] for i in scr.opens}
+        earlier = {i: e for i, e in earlier.items() if i in reports}
         bindings = lookups.bindings(conn, reports.values())
         reporters = lookups.private_chats(conn, reports.values())
         numbers = lookups.allocate_numbers(conn, self.prefix, now, len(reports), self.sla)
-        earlier = lookups.sent_before(conn, reports, self.window)
         tickets: dict[int, NewTicket] = {}
         candidates: dict[int, list[str]] = {}
         for (i, ib), number in zip(reports.items(), numbers, strict=True):
@@ -120,10 +151,13 @@ class Batch:
             loc = ib.location or (earlier[i].location if i in earlier else None)
             text = clean_text(ib.text) or ("[位置]" if loc else "[图片]")
             res = idx.router.route(text, chat_grid=bound_grid, location=loc)
-            candidates[i] = list(res.candidates)
-            grid = idx.grids.get(res.grid or "") if res.status == RouteStatus.ROUTED else None
-            community_id = grid.community_id if grid else _community_of(
-                idx, bound_grid, bound_comm, res.candidates)
+            candidates[i] = [] if i in scr.held else list(res.candidates)
+            grid = idx.grids.get(res.grid or "") \
+                if res.status == RouteStatus.ROUTED and i not in scr.held else None
+            routed_to = idx.grids.get(res.grid or "")  # held: still its community's to see
+            community_id = grid.community_id if grid else \
+                routed_to.community_id if routed_to and i in scr.held else _community_of(
+                    idx, bound_grid, bound_comm, res.candidates)
             tickets[i] = NewTicket(
                 number=number, category=categorize(text).value, text=text,
                 place_text="、".join(m for m in res.matched if m not in ("chat", "location")),
@@ -146,7 +180,8 @@ class Batch:
         for i, ticket in tickets.items():
             worker = first_worker.get(ticket.grid_id or 0)
             ticket.assignee_id = worker.person_id if worker else None
-            events[i] = opening(ticket, routed=ticket.grid_id is not None, now=now, cfg=self.sla)
+            events[i] = opening(ticket, routed=ticket.grid_id is not None, now=now, cfg=self.sla,
+                                held=f"一分钟内超过 {self.per_minute} 条" if i in scr.held else "")
         ids = dict(conn.execute(_INSERT_TICKETS, [tk.values() for tk in tickets.values()]).all())
         for ticket in tickets.values():
             ticket.id = ids[ticket.number]
@@ -154,10 +189,13 @@ class Batch:
             {**ev, "ticket_id": tickets[i].id} for i, evs in events.items() for ev in evs
         ])
         lookups.claim(conn, earlier, tickets, next(iter(reports.values())).channel, now)
-        out: list[Outbound] = []
+        folded = self._fold(conn, reports_all, scr, tickets, out)
         pending: list[dict[str, Any]] = []
+        out += self._held_notices(conn, reports, scr, tickets, recent)
         for i, ticket in tickets.items():
             ib = reports[i]
+            if i in scr.held:
+                continue
             before = earlier[i].media if i in earlier else []
             photos = [m.file_id for m in [*before, *ib.media] if m.kind == "photo"]
             out += self._replies(ticket, ib, reporters.get(ib.sender_id),
@@ -173,10 +211,72 @@ class Batch:
                 set_={"ticket_id": stmt.excluded.ticket_id, "action": stmt.excluded.action,
                       "expires_at": stmt.excluded.expires_at},
             ), pending)
-        out += self._coordinators_for_no_worker(conn, tickets, first_worker)
+        out += self._coordinators_for_no_worker(
+            conn, {i: tk for i, tk in tickets.items() if i not in scr.held}, first_worker)
         if out:
             conn.execute(_INSERT_OUTBOX, [outbox_values(m, now) for m in out])
-        return tickets
+        return _Opened(tickets, folded, scr.empty)
+
+    def _ask_details(self, ib: Inbound) -> Outbound:
+        return Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,
+                        text=t("ticket.ask_details", "zh"), reply_to=ib.message_id)
+
+    def _fold(self, conn: Connection, reports: dict[int, Inbound], scr: Screen,
+              tickets: dict[int, NewTicket], out: list[Outbound]) -> dict[int, tuple[int, str]]:
+        """Repeats become a "+1" on the first ticket; the sender hears so once a minute."""
+        folded: dict[int, tuple[int, str]] = {}
+        for i, first in scr.folded.items():
+            tk = tickets[-1 - first.id] if first.id < 0 else None
+            folded[i] = (tk.id, tk.number) if tk else (first.id, first.number)
+        if not folded:
+            return folded
+        last = lookups.last_repeats(conn, [tid for tid, _n in folded.values()
+                                          if tid not in {tk.id for tk in tickets.values()}])
+        conn.execute(_INSERT_EVENTS, [
+            repeat(tid, reports[i].sender_name[:128], self.now, reports[i].text)
+            for i, (tid, _n) in folded.items()])
+        told: set[int] = set()
+        for i, (tid, number) in sorted(folded.items()):
+            if tid in told or last.get(tid, datetime.min.replace(tzinfo=self.now.tzinfo)) \
+                    > self.now - timedelta(minutes=1):
+                continue
+            told.add(tid)
+            ib = reports[i]
+            out.append(Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,
+                                text=t("ticket.repeat", "zh", number=number),
+                                reply_to=ib.message_id))
+        return folded
+
+    def _held_notices(self, conn: Connection, reports: dict[int, Inbound], scr: Screen,
+                      tickets: dict[int, NewTicket], recent: list[Recent]) -> list[Outbound]:
+        """The sender, and their community's staff, hear once a minute that reports are held."""
+        held_lately = {r.reporter for r in recent
+                       if r.held and r.created_at >= self.now - timedelta(minutes=1)}
+        first: dict[str, int] = {}
+        for i in sorted(scr.held):
+            if reports[i].sender_id not in held_lately:
+                first.setdefault(reports[i].sender_id, i)
+        if not first:
+            return []
+        out: list[Outbound] = []
+        coordinators = directory.staff_on(
+            conn, StaffRole.COORDINATOR, "community",
+            {tickets[i].community_id for i in first.values()
+             if tickets[i].community_id is not None})
+        for i in first.values():
+            ib, tk = reports[i], tickets[i]
+            out.append(Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,
+                                text=t("ticket.held", "zh", number=tk.number),
+                                reply_to=ib.message_id))
+            for post, c in coordinators:
+                if post.community_id != tk.community_id:
+                    continue
+                msg = notify.staff_note(c, t("coord.held", c.lang, name=tk.reporter_name,
+                                             n=self.per_minute, number=tk.number,
+                                             text=tk.text[:100]), tk.id)
+                if msg:
+                    out.append(msg)
+        return out
 
     def _replies(
         self, ticket: NewTicket, ib: Inbound, private_chat: str | None,

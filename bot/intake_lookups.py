@@ -11,15 +11,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
+from bot.intake_screen import Recent, stored_key
 from bot.messages import GeoPoint, Inbound, Media
 from bot.sla import SlaConfig
 from bot.sqlutil import insert_for
 from models.county import Grid
 from models.enums import ChatKind
 from models.people import ChatBinding, Identity
-from models.tickets import Attachment, DayCounter, InboundLog, NewTicket
+from models.tickets import Attachment, DayCounter, InboundLog, NewTicket, Ticket, TicketEvent
 
 _SEEN = select(InboundLog.channel, InboundLog.external_id).where(
     InboundLog.external_id.in_(bindparam("ids", expanding=True)))
@@ -41,6 +42,18 @@ _SENT_BEFORE = (
            InboundLog.received_at >= bindparam("earliest", type_=InboundLog.received_at.type),
            InboundLog.sender_id.in_(bindparam("senders", expanding=True)))
     .order_by(InboundLog.received_at, InboundLog.id))
+_RECENT = (
+    select(Ticket.id, Ticket.number, Ticket.reporter_user_id, Ticket.text, Ticket.created_at,
+           Ticket.unrouted, Ticket.grid_id)
+    .where(Ticket.channel == bindparam("channel"),
+           Ticket.reporter_user_id.in_(bindparam("senders", expanding=True)),
+           Ticket.created_at >= bindparam("since", type_=Ticket.created_at.type))
+    .order_by(Ticket.id))
+_LAST_REPEAT = (
+    select(TicketEvent.ticket_id, func.max(TicketEvent.at))
+    .where(TicketEvent.kind == "repeat",
+           TicketEvent.ticket_id.in_(bindparam("ids", expanding=True)))
+    .group_by(TicketEvent.ticket_id))
 _CLAIM = (update(InboundLog).where(InboundLog.id.in_(bindparam("ids", expanding=True)))
           .values(has_media=False, ticket_id=bindparam("ticket_id")))
 _ATTACH = Attachment.__table__.insert()
@@ -145,6 +158,25 @@ def sent_before(
             else:
                 e.media.append(Media(m["kind"], m["file_id"]))
     return found
+
+
+def recent_tickets(conn: Connection, reports: dict[int, Inbound], since: datetime
+                   ) -> list[Recent]:
+    """Tickets the senders of these reports opened since `since` (for intake_screen)."""
+    channel = next(iter(reports.values())).channel
+    rows = conn.execute(_RECENT, {"channel": channel, "since": since,
+                                  "senders": list({ib.sender_id for ib in reports.values()})})
+    # held = in the unrouted queue without a grid: a held flood does not count towards the
+    # limit again, or one burst would hold that person's next real report too
+    return [Recent(tid, number, user, stored_key(text), at, unrouted and grid is None)
+            for tid, number, user, text, at, unrouted, grid in rows]
+
+
+def last_repeats(conn: Connection, ticket_ids: list[int]) -> dict[int, datetime]:
+    """When each ticket last got a "+1" (the resident is answered once a minute at most)."""
+    if not ticket_ids:
+        return {}
+    return {tid: at for tid, at in conn.execute(_LAST_REPEAT, {"ids": ticket_ids})}
 
 
 def claim(

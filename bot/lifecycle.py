@@ -124,6 +124,13 @@ def record(
     return ev
 
 
+def repeat(ticket_id: int, reporter_name: str, now: datetime, text: str) -> dict[str, Any]:
+    """The event of a report folded into an earlier ticket of the same person (a "+1")."""
+    return dict(ticket_id=ticket_id, at=now, kind="repeat", from_state=None, to_state=None,
+                actor_role=Role.RESIDENT.value, actor_person_id=None, actor_name=reporter_name,
+                note=text[:200])
+
+
 def escalate(ticket: Ticket, now: datetime, cfg: SlaConfig) -> int:
     """Climb one rung (kept across reopen); returns the new level."""
     ticket.escalation_level = min(ticket.escalation_level + 1, 3)
@@ -132,19 +139,27 @@ def escalate(ticket: Ticket, now: datetime, cfg: SlaConfig) -> int:
     return ticket.escalation_level
 
 
-def opening(ticket: NewTicket, routed: bool, now: datetime, cfg: SlaConfig) -> list[dict[str, Any]]:
+def opening(ticket: NewTicket, routed: bool, now: datetime, cfg: SlaConfig, *,
+            held: str = "") -> list[dict[str, Any]]:
     """State, deadlines and first events of a new ticket (bulk intake writes these rows).
 
+    `held` (a reason) puts it straight into the community's unrouted queue, with no deadline.
     Returns event value dicts (ticket_id filled in by the caller after insert).
     """
     ticket.state = S.REPORTED.value
     ticket.created_at = ticket.updated_at = now
+    ticket.unrouted = bool(held)
     _deadlines_on_enter(ticket, S.REPORTED, None, now, cfg)
     events = [
         dict(at=now, kind="transition", from_state=None, to_state=S.REPORTED.value,
              actor_role=Role.RESIDENT.value, actor_person_id=None,
              actor_name=ticket.reporter_name, note="")
     ]
+    if held:
+        events.append(dict(at=now, kind="held", from_state=None, to_state=None,
+                           actor_role=Role.SYSTEM.value, actor_person_id=None,
+                           actor_name="system", note=held))
+        return events
     if routed:
         if not allowed(S.REPORTED, S.ASSIGNED, {Role.SYSTEM}):
             raise TransitionRefused(S.REPORTED, S.ASSIGNED, "routing may not assign")

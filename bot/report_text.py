@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from bot.messages import Inbound
+from bot.routing.normalize import normalize
 from models.enums import ChatKind
 
-REPORT_WORDS = ("#报事", "报事", "报修", "反映", "投诉", "/report")
+# Traditional forms too: some residents' phones are set to Traditional characters
+REPORT_WORDS = ("#报事", "#報事", "报事", "報事", "报修", "報修", "反映", "投诉", "投訴", "/report")
 
 
 MAX_TEXT = 2000
@@ -32,6 +35,32 @@ def is_report(inbound: Inbound) -> bool:
     if inbound.chat_kind == ChatKind.PRIVATE:
         return True
     return inbound.mentions_bot or inbound.reply_to_bot or report_word(inbound.text) is not None
+
+
+# thanks and acknowledgements people send to a bot's answer: never a new problem
+_THANKS = frozenset({
+    "谢谢", "谢谢你", "谢谢您", "谢谢啦", "谢啦", "多谢", "感谢", "非常感谢", "谢谢了", "辛苦了",
+    "辛苦", "好的", "好", "好的谢谢", "收到", "收到谢谢", "知道了", "明白", "嗯", "嗯嗯", "ok",
+    "okay", "thanks", "thankyou", "麻烦了", "麻烦你了",
+})
+_ONLY_THANKS = re.compile(
+    "(?:" + "|".join(map(re.escape, sorted(_THANKS, key=len, reverse=True))) + ")+")
+# zero-width and bidirectional controls: they can hide a report word from matching and
+# turn a worker's card around (U+202E); ZWJ inside emoji goes too, which only splits them
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def strip_invisible(text: str) -> str:
+    return _INVISIBLE.sub("", text)
+
+
+def is_chatter(inbound: Inbound) -> bool:
+    """Thanks, an emoji, punctuation: something said to the bot that is not a problem."""
+    if inbound.media or inbound.location or report_word(inbound.text):
+        return False
+    words = "".join(ch for ch in normalize(inbound.text)
+                    if unicodedata.category(ch)[0] not in "PSZC")
+    return not words or _ONLY_THANKS.fullmatch(words) is not None
 
 
 def clean_text(text: str) -> str:

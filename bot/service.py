@@ -15,7 +15,7 @@ from bot.deps import Ctx, Deps
 from bot.intake import IntakeOutcome, IntakeWriter
 from bot.lifecycle import TransitionRefused
 from bot.messages import Action, Inbound
-from bot.report_text import is_command, is_report, report_word
+from bot.report_text import is_chatter, is_command, is_report, report_word, strip_invisible
 from bot.sqlutil import insert_for
 from bot.texts import t
 from models.enums import ChatKind
@@ -32,8 +32,17 @@ MY_WORDS = {"我的工单", "我的报事", "/my"}
 class Handled:
     """What the core did with a message (handlers need nothing more; tests read it)."""
 
-    kind: str  # report | duplicate | media | place | resolve | return | progress | query | ignored
+    # report | duplicate | folded | held | empty | chatter | media | place | resolve | return |
+    # progress | query | ignored
+    kind: str
     outcome: IntakeOutcome | None = None
+
+
+def _kind(out: IntakeOutcome) -> str:
+    if out.duplicate:
+        return "duplicate"
+    return "folded" if out.folded else "held" if out.held else "empty" if out.empty \
+        else "report"
 
 
 class Core:
@@ -45,6 +54,8 @@ class Core:
         return re.compile(rf"\b{re.escape(self.deps.prefix)}-\d{{8}}-\d{{4,}}\b", re.I)
 
     async def on_message(self, ib: Inbound) -> Handled:
+        ib.text = strip_invisible(ib.text)
+        ib.sender_name = strip_invisible(ib.sender_name)
         ctx = Ctx(ib.channel, ib.sender_id, ib.sender_name, ib.chat_id, ib.chat_kind,
                   ib.message_id)
         if ib.chat_kind == ChatKind.PRIVATE or ib.location or ib.reply_to_bot:
@@ -66,12 +77,23 @@ class Core:
                 await self.on_help(ctx)
             return Handled("ignored")
         if is_report(ib):
+            if is_chatter(ib):
+                return await self._chatter(ctx, ib)
             out = await self.intake.submit(ib, report=True)
-            return Handled("duplicate" if out.duplicate else "report", out)
+            return Handled(_kind(out), out)
         if ib.media or ib.location:  # kept for a report that may follow
             out = await self.intake.submit(ib, report=False)
             return Handled("duplicate" if out.duplicate else "media", out)
         return Handled("ignored")
+
+    async def _chatter(self, ctx: Ctx, ib: Inbound) -> Handled:
+        """Thanks or an emoji is never a ticket; in a group it gets no answer (less noise)."""
+        if ib.chat_kind == ChatKind.PRIVATE:
+            async with self.deps.sm() as s, s.begin():
+                if await self._first_time(s, ctx, ib.external_id):
+                    ctx.reply(s, t("chatter.thanks", ctx.lang))
+            self.deps.wake_outbox()
+        return Handled("chatter")
 
     async def _follow_up(self, ctx: Ctx, ib: Inbound) -> Handled | None:
         """Answers to a question the bot asked, and workers' replies to a card.

@@ -13,6 +13,10 @@ ZH: dict[str, str] = {
     "ticket.place_chosen": "好的，工单 {number} 已派给{grid}网格员。",
     "ticket.unrouted": "工单 {number} 暂未确定网格，已转社区工作人员处理。",
     "ticket.duplicate_media": "已把照片补充到工单 {number}。",
+    "ticket.repeat": "同样的内容已受理（工单 {number}），不用重复发送，有进展会告诉您。",
+    "ticket.held": "您一分钟内报事较多，这条（工单 {number}）已转社区工作人员查看，请稍候。",
+    "ticket.ask_details": "请说说遇到了什么问题、在哪里，例如：报事 南关村口路灯坏了。可以附照片或发送位置。",
+    "coord.held": "【报事过于频繁】{name}一分钟内报事超过 {n} 条，多出的已放入待分派队列，请查看。如：工单 {number}：{text}",
     "btn.share_location": "📍 发送位置",
     "ticket.share_location_hint": "也可以点下面的按钮直接发送您的位置。",
     "btn.other_place": "都不是",
@@ -87,10 +91,14 @@ ZH: dict[str, str] = {
     "start.follow": "已关注工单 {number}，有进展会私聊告诉您。",
     "start.bound": "绑定成功：您现在是 {scope} 的{role}。",
     "start.bad_code": "邀请码无效或已过期，请联系社区重新获取。",
-    "bind.ok": "本群已绑定到 {scope}。群里@我、回复我，或以“报事”开头的消息会生成工单。",
+    "start.code_cooldown": "邀请码输错次数太多，请 {minutes} 分钟后再试，或联系社区确认邀请码。",
+    "bind.ok": "本群已绑定到 {scope}。",
+    "bind.how": "群里@我、回复我，或以“报事”开头的消息会生成工单。",
     "bind.usage": "用法：/bind 网格编号或社区编号，例如 /bind FN-02",
     "bind.unknown": "没有找到编号 {code}。",
     "bind.not_allowed": "只有社区工作人员或指挥中心可以绑定群。",
+    "bind.taken": "本群已绑定到 {scope}，只有该社区的工作人员或指挥中心可以改绑。",
+    "bind.moved": "本群原绑定 {was}，现已改绑到 {scope}。",
     "bind.privacy": (
         "注意：我现在看不到群里的普通消息。请在 BotFather 关闭隐私模式（/setprivacy → Disable）"
         "后把我移出再拉回群，或把我设为群管理员。"
@@ -104,6 +112,7 @@ ZH: dict[str, str] = {
         "/my 我的工单　发送工单号查询进度"
     ),
     "error.generic": "抱歉，刚才没处理成功，请稍后再试。",
+    "chatter.thanks": "不客气！有新问题随时发给我。",
     "error.too_long": "内容太长了，已截取前 {limit} 字受理。",
     "staff.private_hint": (
         "您是网格工作人员：要给工单发进展，请回复（引用）那张工单卡片。"
@@ -132,6 +141,10 @@ EN: dict[str, str] = {
     "ticket.place_chosen": "Thanks, ticket {number} went to the {grid} grid worker.",
     "ticket.unrouted": "Ticket {number} has no grid yet; community staff will handle it.",
     "ticket.duplicate_media": "Photos added to ticket {number}.",
+    "ticket.repeat": "The same report was already received (ticket {number}); no need to send it again.",
+    "ticket.held": "You have sent many reports this minute; this one (ticket {number}) went to community staff to look at.",
+    "ticket.ask_details": "Please say what the problem is and where, e.g.: 报事 the street light at the village gate is broken. You can add a photo or your location.",
+    "coord.held": "[Too many reports] {name} sent more than {n} reports in a minute; the rest are in the unrouted queue, e.g. ticket {number}: {text}",
     "btn.share_location": "📍 Share location",
     "ticket.share_location_hint": "Or tap below to share your location.",
     "btn.other_place": "None of these",
@@ -204,13 +217,14 @@ EN: dict[str, str] = {
     "start.follow": "Following ticket {number}; updates will come here.",
     "start.bound": "Done: you are now {role} of {scope}.",
     "start.bad_code": "This invite code is invalid or expired; ask your community for a new one.",
-    "bind.ok": (
-        "This group is bound to {scope}. Messages that mention me, reply to me or start with "
-        "'报事' become tickets."
-    ),
+    "start.code_cooldown": "Too many wrong invite codes; try again in {minutes} minutes or check the code with your community.",
+    "bind.ok": "This group is bound to {scope}. ",
+    "bind.how": "Messages that mention me, reply to me or start with '报事' become tickets.",
     "bind.usage": "Usage: /bind <grid or community code>, e.g. /bind FN-02",
     "bind.unknown": "No grid or community with code {code}.",
     "bind.not_allowed": "Only community staff or the command centre can bind a group.",
+    "bind.taken": "This group is bound to {scope}; only that community's staff or the command centre can move it.",
+    "bind.moved": "This group was bound to {was}; it is now bound to {scope}. ",
     "bind.privacy": (
         "Note: I can't see ordinary group messages. In BotFather turn privacy mode off "
         "(/setprivacy → Disable) and re-add me, or make me a group admin."
@@ -221,6 +235,7 @@ EN: dict[str, str] = {
     "role.centre": "command centre staff",
     "help": "Send a problem to report it (in groups, mention me or start with 报事).\n/my your tickets",
     "error.generic": "Sorry, that didn't work; please try again shortly.",
+    "chatter.thanks": "You're welcome! Send me any new problem at any time.",
     "error.too_long": "That was long; the first {limit} characters were taken.",
     "staff.private_hint": (
         "You are registered as grid staff: to post progress, reply to the ticket's card. "
@@ -254,6 +269,16 @@ _TABLES = {"zh": ZH, "en": EN}
 def t(key: str, lang: str = "zh", **kw: Any) -> str:
     table = _TABLES.get(lang, ZH)
     return table.get(key, ZH[key]).format(**kw)
+
+
+def stem(name: str, suffix: str) -> str:
+    """A county's name without the kind word the texts add (文峰网格 -> 文峰, 凤鸣社区 -> 凤鸣)."""
+    return name[:-len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else name
+
+
+def scoped(name: str, suffix: str) -> str:
+    """The name with its kind word exactly once (文峰 and 文峰网格 both -> 文峰网格)."""
+    return f"{stem(name, suffix)}{suffix}"
 
 
 def category_label(category: str, lang: str = "zh") -> str:

@@ -34,8 +34,9 @@ async def two_instances() -> AsyncIterator[tuple[App, App]]:
 
 
 def report(i: int, text: str = "报事 南关村口垃圾没人清") -> Inbound:
+    # a resident each: one person's repeats fold into one ticket (tests/test_noise.py)
     return Inbound(channel="telegram", external_id=f"-100:{i}", chat_id="-100",
-                   chat_kind=ChatKind.GROUP, sender_id=str(5000 + i % 7),
+                   chat_kind=ChatKind.GROUP, sender_id=str(5000 + i),
                    sender_name=f"居民{i % 7}", text=text, message_id=str(i))
 
 

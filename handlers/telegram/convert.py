@@ -18,6 +18,16 @@ def display_name(user: User | None) -> str:
     return (user.full_name or user.username or str(user.id))[:128]
 
 
+TELEGRAM_SERVICE_USER = 777000  # posts a linked channel's messages into its discussion group
+
+
+def from_service(message: Message) -> bool:
+    """A channel post, its automatic forward, or an anonymous admin: not a resident."""
+    user = message.from_user
+    return (user is None or user.is_bot or user.id == TELEGRAM_SERVICE_USER
+            or bool(message.is_automatic_forward) or message.sender_chat is not None)
+
+
 def chat_kind(message: Message) -> ChatKind:
     return ChatKind.PRIVATE if message.chat.type == "private" else ChatKind.GROUP
 

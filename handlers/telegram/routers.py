@@ -13,7 +13,7 @@ from bot.deps import Ctx
 from bot.service import Core
 from bot.texts import t
 from handlers.telegram.callbacks import unpack
-from handlers.telegram.convert import chat_kind, display_name, to_inbound
+from handlers.telegram.convert import chat_kind, display_name, from_service, to_inbound
 from models.enums import Channel, ChatKind
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def messages_router() -> Router:
 
     @r.message()
     async def any_message(message: Message, core: Core, event_update: Update, bot: Bot) -> None:
-        if message.from_user is None or message.from_user.is_bot:
+        if from_service(message):
             return
         me = await bot.me()
         await core.on_message(to_inbound(message, event_update.update_id, bot.id, me.username))
