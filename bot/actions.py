@@ -6,7 +6,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import assign, directory, notify
-from bot.asking import ACTIVE, Refused, cancel_button, check, set_pending
+from bot.asking import ACTIVE, Refused, cancel_button, check, clear_pending_for, set_pending
 from bot.deps import Ctx, Deps
 from bot.lifecycle import SYSTEM, Actor, record, transition
 from bot.messages import MAX_ID, Action, Button, Media
@@ -163,6 +163,18 @@ async def finish_return(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
                   worker=actor.name, note=reason)
     await tell_resident(s, ticket, t("resident.returned_wait", "zh", number=ticket.number))
     return t("worker.returned", actor.lang, number=ticket.number)
+
+
+async def finish_reject(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
+                        reason: str) -> str:
+    """不予受理: a coordinator or the centre closes what is not a matter for the grid."""
+    actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
+    check(ticket, S.REJECTED, actor, {S.REPORTED, S.RETURNED, S.ASSIGNED})
+    transition(s, ticket, S.REJECTED, actor, now=deps.clock(), cfg=deps.sla, note=reason)
+    await clear_pending_for(s, ticket.id, "place")
+    await tell_resident(s, ticket, t("resident.rejected", "zh", number=ticket.number,
+                                     note=reason))
+    return t("coord.rejected", actor.lang, number=ticket.number)
 
 
 async def progress_note(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, note: str,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import assign, directory
+from bot import assign, directory, tell
+from bot.asking import ACTIVE
 from bot.deps import Ctx, Deps
 from bot.texts import category_label, t
-from models.enums import ChatKind, StaffRole
+from models.enums import ChatKind, Role, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Ticket
 from models.transitions import STAFF
@@ -21,18 +22,48 @@ def _state(ticket: Ticket, lang: str) -> str:
 
 
 async def my_tickets(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10) -> None:
+    """A worker's open tickets (the ones assigned to them); otherwise what they reported."""
+    ident = await directory.identity(s, ctx.channel, ctx.user_id)
+    if ident is not None and ident.person_id is not None and await _assigned_list(
+            s, deps, ctx, ident.person_id, limit):
+        return
     rows = (await s.scalars(
         select(Ticket).where(Ticket.channel == ctx.channel, Ticket.reporter_user_id == ctx.user_id)
         .order_by(Ticket.id.desc()).limit(limit))).all()
     if not rows:
         ctx.reply(s, t("my.none", ctx.lang), reply_to=ctx.message_id)
         return
+    # in a group everyone reads the answer: numbers and states only, not the complaints
+    group = ctx.chat_kind != ChatKind.PRIVATE
     lines = [t("my.header", ctx.lang)] + [
-        t("my.line", ctx.lang, number=tk.number, state=_state(tk, ctx.lang),
-          text=tk.text[:20] + ("…" if len(tk.text) > 20 else ""))
+        t("my.line_short" if group else "my.line", ctx.lang, number=tk.number,
+          state=_state(tk, ctx.lang), text=tk.text[:20] + ("…" if len(tk.text) > 20 else ""))
         for tk in rows
     ]
     ctx.reply(s, "\n".join(lines), reply_to=ctx.message_id)
+
+
+async def _assigned_list(s: AsyncSession, deps: Deps, ctx: Ctx, person_id: int,
+                         limit: int) -> bool:
+    rows = (await s.scalars(
+        select(Ticket).where(Ticket.assignee_id == person_id,
+                             Ticket.state.in_([x.value for x in ACTIVE]))
+        .order_by(Ticket.id).limit(limit))).all()
+    if not rows:
+        return False
+    now = deps.clock()
+    group = ctx.chat_kind != ChatKind.PRIVATE
+    lines = [t("my.assigned_header", ctx.lang, n=len(rows))]
+    for tk in rows:
+        todo = "my.todo_ack" if tk.state in (S.ASSIGNED, S.REOPENED) else "my.todo_work"
+        due = tk.ack_due_at if todo == "my.todo_ack" else tk.resolve_due_at
+        late = t("my.overdue", ctx.lang) if due is not None and due < now else ""
+        lines.append(t("my.line_short" if group else "my.line", ctx.lang, number=tk.number,
+                       state=t(todo, ctx.lang) + late, text=tk.text[:20]
+                       + ("…" if len(tk.text) > 20 else "")))
+    lines.append(t("my.assigned_hint", ctx.lang))
+    ctx.reply(s, "\n".join(lines), reply_to=ctx.message_id)
+    return True
 
 
 async def status(s: AsyncSession, deps: Deps, ctx: Ctx, number: str) -> None:
@@ -45,6 +76,11 @@ async def status(s: AsyncSession, deps: Deps, ctx: Ctx, number: str) -> None:
     # in a group only the reporter sees a ticket's details; staff may look it up privately
     if not (_is_reporter(ticket, ctx) or (staff and ctx.chat_kind == ChatKind.PRIVATE)):
         ctx.reply(s, t("status.not_yours", ctx.lang), reply_to=ctx.message_id)
+        return
+    if Role.WORKER in actor.roles and ctx.chat_kind == ChatKind.PRIVATE \
+            and S(ticket.state) in ACTIVE:
+        # the assignee gets the card back, buttons and all (lost after a restart or a scroll)
+        await tell.send_card(s, deps, ticket)
         return
     ctx.reply(s, t("status.line", ctx.lang, number=ticket.number, state=_state(ticket, ctx.lang),
                    grid=deps.county.index.grid_name(ticket.grid_id),

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import actions, assign, directory, onboarding, queries, tell
+from bot import actions, assign, by_words, directory, onboarding, queries, tell, words
 from bot.asking import Refused
 from bot.deps import Ctx, Deps
 from bot.intake import IntakeOutcome, IntakeWriter
@@ -25,6 +24,7 @@ from models.tickets import InboundLog, PendingInput, SentMessage, Ticket
 log = logging.getLogger(__name__)
 
 CANCEL_WORDS = {"取消", "cancel", "算了"}
+QUERY_WORDS = ("查询", "查", "进度", "怎么样", "咋样", "如何", "状态", "进展如何", "处理了吗")
 MY_WORDS = {"我的工单", "我的报事", "/my"}
 
 
@@ -50,28 +50,35 @@ class Core:
         self.deps = deps
         self.intake = intake
 
-    def ticket_pattern(self) -> re.Pattern[str]:
-        return re.compile(rf"\b{re.escape(self.deps.prefix)}-\d{{8}}-\d{{4,}}\b", re.I)
-
     async def on_message(self, ib: Inbound) -> Handled:
         ib.text = strip_invisible(ib.text)
         ib.sender_name = strip_invisible(ib.sender_name)
         ctx = Ctx(ib.channel, ib.sender_id, ib.sender_name, ib.chat_id, ib.chat_kind,
                   ib.message_id)
+        text = ib.text.strip()
+        # an action in words or a query comes first: it also answers while a question waits
+        said = words.parse(text, self.deps.prefix)
+        if said is not None:
+            done = await self._by_words(ctx, ib, said)
+            if done is not None:
+                return done
+        query = self._query(text)
+        if query is not None:
+            async with self.deps.sm() as s, s.begin():
+                if not await self._first_time(s, ctx, ib.external_id):
+                    return Handled("duplicate")
+                if query == "my":
+                    await queries.my_tickets(s, self.deps, ctx)
+                else:
+                    await queries.status(s, self.deps, ctx, query)
+                await self._remind_pending(s, ctx)
+            self.deps.wake_outbox()
+            return Handled("query")
         if ib.chat_kind == ChatKind.PRIVATE or ib.location or ib.reply_to_bot:
             done = await self._follow_up(ctx, ib)
             if done is not None:
                 self.deps.wake_outbox()
                 return done
-        text = ib.text.strip()
-        if self._is_query(text):
-            async with self.deps.sm() as s, s.begin():
-                if text in MY_WORDS:
-                    await queries.my_tickets(s, self.deps, ctx)
-                else:
-                    await queries.status(s, self.deps, ctx, text.upper())
-            self.deps.wake_outbox()
-            return Handled("query")
         if is_command(text):
             if ib.chat_kind == ChatKind.PRIVATE:
                 await self.on_help(ctx)
@@ -127,6 +134,11 @@ class Core:
             return None
         if pending is not None and reply_ticket not in (None, pending.ticket_id):
             pending = None  # a reply to another ticket's card is about that ticket
+        if pending is not None and report_word(ib.text) is not None and reply_ticket is None:
+            # a new report is not the answer to the question: file it, and say the question
+            # still waits
+            await self._remind_pending(s, ctx)
+            return None
         if pending is not None:
             ticket = await s.get(Ticket, pending.ticket_id, with_for_update=True)
             if ticket is not None:
@@ -146,14 +158,62 @@ class Core:
         # staff talk to the bot privately about their cards; a stray message there is almost
         # never a new problem, and a ticket from it would be noise in their grid's figures
         if (ib.chat_kind == ChatKind.PRIVATE and report_word(ib.text) is None
-                and not is_command(ib.text) and not self._is_query(ib.text.strip())
+                and not is_command(ib.text)
                 and await directory.standing_roles(s, ctx.channel, ctx.user_id)):
             ctx.reply(s, t("staff.private_hint", ctx.lang))
             return Handled("staff_hint")
         return None
 
-    def _is_query(self, text: str) -> bool:
-        return text in MY_WORDS or self.ticket_pattern().fullmatch(text) is not None
+    def _query(self, text: str) -> str | None:
+        """"my" for 我的工单, a ticket number for a status question, None for anything else.
+
+        A number inside a short question counts (查询 FS-…, FS-… 怎么样了); a longer text
+        that mentions a number, or starts with a report word, is a report about it.
+        """
+        if text in MY_WORDS:
+            return "my"
+        if report_word(text):
+            return None
+        m = words.number_pattern(self.deps.prefix).search(text)
+        if m is None:
+            return None
+        rest = (text[:m.start()] + text[m.end():]).strip()
+        if len(rest) <= 12 or any(w in rest for w in QUERY_WORDS):
+            return m.group(0).upper()
+        return None
+
+    async def _by_words(self, ctx: Ctx, ib: Inbound, said: words.Said) -> Handled | None:
+        """An action typed as words; None when it turned out not to be one (a report)."""
+        try:
+            async with self.deps.sm() as s, s.begin():
+                if not await self._first_time(s, ctx, ib.external_id):
+                    return Handled("duplicate")
+                if ib.chat_kind == ChatKind.PRIVATE:
+                    await self._remember_private_chat(s, ctx)
+                answer = await by_words.carry_out(s, self.deps, ctx, ib, said)
+                ctx.reply(s, answer, reply_to=ctx.message_id)
+                await self._remind_pending(s, ctx)
+        except by_words.NotMeant:
+            return None
+        except (Refused, TransitionRefused) as no:
+            async with self.deps.sm() as s, s.begin():
+                # logged here, not above: that transaction was rolled back with the refusal
+                if await self._first_time(s, ctx, ib.external_id):
+                    ctx.reply(s, str(no) if isinstance(no, Refused)
+                              else t("worker.not_allowed", ctx.lang), reply_to=ctx.message_id)
+        self.deps.wake_outbox()
+        return Handled("words")
+
+    async def _remind_pending(self, s: AsyncSession, ctx: Ctx) -> None:
+        """A question still waits for this person: say so, so the answer is not forgotten."""
+        pending = await s.scalar(select(PendingInput).where(
+            PendingInput.channel == ctx.channel, PendingInput.user_id == ctx.user_id,
+            PendingInput.expires_at > self.deps.clock()))
+        if pending is None:
+            return
+        number = await s.scalar(select(Ticket.number).where(Ticket.id == pending.ticket_id))
+        if number:
+            ctx.reply(s, t(f"pending.{pending.action}", ctx.lang, number=number))
 
     async def _answer(self, s: AsyncSession, ctx: Ctx, ib: Inbound, pending: PendingInput,
                       ticket: Ticket) -> Handled:

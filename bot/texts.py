@@ -66,6 +66,12 @@ ZH: dict[str, str] = {
     "my.none": "您还没有报过事。",
     "my.header": "您的工单：",
     "my.line": "{number}｜{state}｜{text}",
+    "my.line_short": "{number}｜{state}",
+    "my.assigned_header": "您负责的工单（{n} 张）：",
+    "my.todo_ack": "待接单",
+    "my.todo_work": "处理中",
+    "my.overdue": "·已超时",
+    "my.assigned_hint": "发送工单号可调出工单卡片和按钮。",
     "status.line": "工单 {number}\n状态：{state}\n网格：{grid}\n类别：{category}\n内容：{text}",
     "status.not_found": "没有找到工单 {number}。",
     "status.not_yours": "只能查询您自己报的工单。",
@@ -83,6 +89,14 @@ ZH: dict[str, str] = {
     "coord.queue_header": "待分派工单：",
     "coord.assign_to": "派给哪个网格？",
     "coord.assigned": "已派单：{number} → {grid}。",
+    "coord.rejected": "已不予受理：{number}，已告知报事人。",
+    "pending.place": "（工单 {number} 还在等您回复具体位置，回复那条提问即可。）",
+    "pending.resolve": "（工单 {number} 还在等您发送办结说明。）",
+    "pending.return": "（工单 {number} 还在等您说明退回原因。）",
+    "words.which": "您有 {n} 张工单，请写上工单号，例如：{example}",
+    "words.progress_usage": "请在工单号后写上进展，例如：进展 {number} 已联系物业，明天维修",
+    "words.reject_usage": "请写上不予受理的原因，例如：不予受理 {number} 不属于本社区事务",
+    "words.category_usage": "没有这个类别。可选：{choices}",
     "escalate.ack": "【超时未接单】工单 {number}（{grid}），时限 {due}。",
     "escalate.resolve": "【超时未办结】工单 {number}（{grid}），时限 {due}。",
     "outbox.dead_letter": "【消息发送失败】发给 {chat} 的消息多次发送失败，已停止重试：{text}",
@@ -115,8 +129,8 @@ ZH: dict[str, str] = {
     "chatter.thanks": "不客气！有新问题随时发给我。",
     "error.too_long": "内容太长了，已截取前 {limit} 字受理。",
     "staff.private_hint": (
-        "您是网格工作人员：要给工单发进展，请回复（引用）那张工单卡片。"
-        "要以居民身份报事，请以“报事”开头。"
+        "您是网格工作人员：要给工单发进展，请回复（引用）那张工单卡片，或发送“进展 工单号 内容”。"
+        "发送“我的工单”查看您负责的工单；要以居民身份报事，请以“报事”开头。"
     ),
     "state.reported": "已受理",
     "state.assigned": "已派单",
@@ -191,6 +205,12 @@ EN: dict[str, str] = {
     "my.none": "You have no tickets yet.",
     "my.header": "Your tickets:",
     "my.line": "{number} | {state} | {text}",
+    "my.line_short": "{number} | {state}",
+    "my.assigned_header": "Tickets assigned to you ({n}):",
+    "my.todo_ack": "to acknowledge",
+    "my.todo_work": "in progress",
+    "my.overdue": " · overdue",
+    "my.assigned_hint": "Send a ticket number to get its card and buttons back.",
     "status.line": "Ticket {number}\nState: {state}\nGrid: {grid}\nCategory: {category}\nText: {text}",
     "status.not_found": "No ticket {number}.",
     "status.not_yours": "You can only look up your own tickets.",
@@ -207,6 +227,14 @@ EN: dict[str, str] = {
     "coord.queue_header": "Unrouted tickets:",
     "coord.assign_to": "Assign to which grid?",
     "coord.assigned": "Assigned: {number} → {grid}.",
+    "coord.rejected": "Not accepted: {number}; the reporter was told.",
+    "pending.place": "(Ticket {number} still needs the place: reply to that question.)",
+    "pending.resolve": "(Ticket {number} still waits for your resolution note.)",
+    "pending.return": "(Ticket {number} still waits for the reason you return it.)",
+    "words.which": "You have {n} tickets; please add the ticket number, e.g. {example}",
+    "words.progress_usage": "Please write the progress after the number, e.g. 进展 {number} called the property office",
+    "words.reject_usage": "Please give the reason, e.g. 不予受理 {number} not a community matter",
+    "words.category_usage": "No such category. Choose one of: {choices}",
     "escalate.ack": "[Not acknowledged] Ticket {number} ({grid}), due {due}.",
     "escalate.resolve": "[Not resolved] Ticket {number} ({grid}), due {due}.",
     "outbox.dead_letter": "[Delivery failed] A message to {chat} failed repeatedly and was dropped: {text}",
@@ -238,8 +266,9 @@ EN: dict[str, str] = {
     "chatter.thanks": "You're welcome! Send me any new problem at any time.",
     "error.too_long": "That was long; the first {limit} characters were taken.",
     "staff.private_hint": (
-        "You are registered as grid staff: to post progress, reply to the ticket's card. "
-        "To file a report yourself, start the message with 报事."
+        "You are registered as grid staff: to post progress, reply to the ticket's card or send "
+        "'进展 <number> <text>'. Send 我的工单 for your tickets; to file a report yourself, "
+        "start the message with 报事."
     ),
     "state.reported": "received",
     "state.assigned": "assigned",

@@ -519,14 +519,16 @@ async def test_stray_private_message_from_staff_is_not_a_ticket(staffed: Flow) -
     await flow.say(WORKER, "已经到现场了，正在清运")  # meant for the card, but not a reply
     await flow.say(WORKER, photo_file_id="AgADworkerphoto")
     await flow.deliver()
-    hint = ("您是网格工作人员：要给工单发进展，请回复（引用）那张工单卡片。"
-            "要以居民身份报事，请以“报事”开头。")
+    hint = ("您是网格工作人员：要给工单发进展，请回复（引用）那张工单卡片，"
+            "或发送“进展 工单号 内容”。"
+            "发送“我的工单”查看您负责的工单；要以居民身份报事，请以“报事”开头。")
     assert flow.texts(WORKER)[-2:] == [hint, hint]
     assert [x.number for x in await tickets(flow.tg)] == [tk.number]
-    # what staff can still do in private: ask, and report as a resident
+    # what staff can still do in private: get the card back by its number, report as a resident
     await flow.say(WORKER, tk.number)
     await flow.deliver()
-    assert flow.texts(WORKER)[-1].startswith(f"工单 {tk.number}\n状态：已派单")
+    card, _ = flow.last(WORKER)
+    assert card.text.startswith(f"【新工单】{tk.number}") and "接单" in buttons(card)
     await flow.say(WORKER, "报事 南关村口井盖松动了")
     await flow.deliver()
     all_tickets = await tickets(flow.tg)
