@@ -92,12 +92,16 @@ class Batch:
             for i, tk in tickets.items():
                 if reports[i].media_group_id:
                     album_tickets.setdefault(reports[i].media_group_id or "", tk.id)
+        late = self._media_after(conn, {
+            i: self.items[i][0] for i in fresh if not self.items[i][1] and self.items[i][0].media
+            and album_tickets.get(self.items[i][0].media_group_id or "") is None})
         log_rows: list[dict[str, Any]] = []
         attach_rows: list[dict[str, Any]] = []
         for i in fresh:
             ib = self.items[i][0]
             ticket = tickets.get(i)
-            tid = ticket.id if ticket else album_tickets.get(ib.media_group_id or "")
+            tid = ticket.id if ticket else album_tickets.get(ib.media_group_id or "") \
+                or late.get(i)
             if i in opened.folded:
                 tid, number = opened.folded[i]
                 outcomes[i] = IntakeOutcome(ticket_id=tid, number=number, folded=True)
@@ -124,6 +128,25 @@ class Batch:
         if attach_rows:
             conn.execute(_INSERT_ATTACHMENTS, attach_rows)
         return [outcomes[i] for i in range(len(self.items))]
+
+    def _media_after(self, conn: Connection, items: dict[int, Inbound]) -> dict[int, int]:
+        """Photos sent right after a report belong to it; the sender is told where they went."""
+        if not items:
+            return {}
+        found = lookups.open_lately(conn, items, self.now - self.window)
+        told: set[int] = set()
+        out: list[Outbound] = []
+        for i, (tid, number) in sorted(found.items()):
+            if tid in told:
+                continue  # an album: one answer
+            told.add(tid)
+            ib = items[i]
+            out.append(Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,
+                                text=t("ticket.duplicate_media", "zh", number=number),
+                                reply_to=ib.message_id))
+        if out:
+            conn.execute(_INSERT_OUTBOX, [outbox_values(m, self.now) for m in out])
+        return {i: tid for i, (tid, _n) in found.items()}
 
     def _open_tickets(self, conn: Connection, reports: dict[int, Inbound]) -> _Opened:
         idx, now = self.index, self.now

@@ -49,6 +49,13 @@ _RECENT = (
            Ticket.reporter_user_id.in_(bindparam("senders", expanding=True)),
            Ticket.created_at >= bindparam("since", type_=Ticket.created_at.type))
     .order_by(Ticket.id))
+_OPEN_LATELY = (
+    select(Ticket.id, Ticket.number, Ticket.chat_id, Ticket.reporter_user_id)
+    .where(Ticket.channel == bindparam("channel"),
+           Ticket.reporter_user_id.in_(bindparam("senders", expanding=True)),
+           Ticket.created_at >= bindparam("since", type_=Ticket.created_at.type),
+           Ticket.state.not_in(["closed", "rejected"]))
+    .order_by(Ticket.id))
 _LAST_REPEAT = (
     select(TicketEvent.ticket_id, func.max(TicketEvent.at))
     .where(TicketEvent.kind == "repeat",
@@ -170,6 +177,19 @@ def recent_tickets(conn: Connection, reports: dict[int, Inbound], since: datetim
     # limit again, or one burst would hold that person's next real report too
     return [Recent(tid, number, user, stored_key(text), at, unrouted and grid is None)
             for tid, number, user, text, at, unrouted, grid in rows]
+
+
+def open_lately(conn: Connection, items: dict[int, Inbound], since: datetime
+                ) -> dict[int, tuple[int, str]]:
+    """Per message: the newest open ticket its sender reported in that chat since `since`."""
+    channel = next(iter(items.values())).channel
+    newest: dict[tuple[str, str], tuple[int, str]] = {}
+    for tid, number, chat, user in conn.execute(_OPEN_LATELY, {
+            "channel": channel, "since": since,
+            "senders": list({ib.sender_id for ib in items.values()})}):
+        newest[(chat, user)] = (tid, number)
+    return {i: newest[(ib.chat_id, ib.sender_id)] for i, ib in items.items()
+            if (ib.chat_id, ib.sender_id) in newest}
 
 
 def last_repeats(conn: Connection, ticket_ids: list[int]) -> dict[int, datetime]:

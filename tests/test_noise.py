@@ -137,3 +137,18 @@ async def test_invisible_characters_neither_hide_report_words_nor_turn_cards(
     assert tk.text == "南关农贸市场门口垃圾没人清运"
     card = next(x for x in flow.texts(WORKER) if "【新工单】" in x)
     assert "\u202e" not in card and "垃圾没人清运" in card
+
+
+async def test_a_photo_sent_after_a_report_joins_it(staffed: Flow) -> None:
+    flow = staffed
+    tk = await report(flow)
+    await flow.say(RESIDENT, photo_file_id="AgADafter1", chat=GROUP)
+    await flow.say(RESIDENT, photo_file_id="AgADafter2", chat=GROUP)
+    await flow.deliver()
+    async with flow.tg.app.deps.sm() as s:
+        files = (await s.scalars(select(Attachment.file_id).where(
+            Attachment.ticket_id == tk.id).order_by(Attachment.id))).all()
+    assert list(files) == ["AgADafter1", "AgADafter2"]
+    assert flow.texts(GROUP)[-1] == f"已把照片补充到工单 {tk.number}。"
+    assert sum("已把照片补充到工单" in x for x in flow.texts(GROUP)) == 2  # one for each
+    assert len(await tickets(flow.tg)) == 1
