@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,8 +38,7 @@ async def _ack(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Act
                _arg: str) -> str:
     check(ticket, S.ACKNOWLEDGED, actor, {S.ASSIGNED, S.REOPENED})
     transition(s, ticket, S.ACKNOWLEDGED, actor, now=deps.clock(), cfg=deps.sla)
-    await tell_resident(s, ticket, t("resident.acked", "zh", number=ticket.number,
-                                     worker=actor.name or "—"))
+    await tell_resident(s, ticket, "resident.acked", worker=actor.name or "—")
     ctx.reply(s, t("worker.acked", actor.lang, number=ticket.number),
               buttons=notify.worker_buttons(ticket.id, actor.lang, ticket.state),
               ticket_id=ticket.id, remember=True)
@@ -141,13 +142,12 @@ async def finish_resolve(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, 
         s.add(Attachment(ticket_id=ticket.id, event_id=ev.id, channel=ctx.channel, kind=m.kind,
                          file_id=m.file_id, role="resolution", created_at=now))
     by_staff = await directory.reported_by_staff(s, ticket)
-    await tell_resident(s, ticket, t("resident.resolved", "zh", number=ticket.number,
-                                     note=note or "—"),
-                        None if by_staff else notify.rating_buttons(ticket.id, "zh"),
+    await tell_resident(s, ticket, "resident.resolved", note=note or "—",
+                        buttons=None if by_staff else partial(notify.rating_buttons, ticket.id),
                         photos=photos[:1] if ticket.channel == ctx.channel else None)
     if by_staff:
         await tell_staff(s, deps, StaffRole.LEADER, ticket, "leader.rate_staff_ticket",
-                         notify.rating_buttons(ticket.id, "zh"), worker=actor.name or "—",
+                         notify.rating_buttons(ticket.id, ""), worker=actor.name or "—",
                          note=note or "—")
     return t("worker.resolved", actor.lang, number=ticket.number)
 
@@ -161,7 +161,7 @@ async def finish_return(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
     buttons = assign.assign_buttons(deps, ticket)
     await tell_up(s, deps, ticket, "coord.returned", StaffRole.COORDINATOR, buttons,
                   worker=actor.name, note=reason)
-    await tell_resident(s, ticket, t("resident.returned_wait", "zh", number=ticket.number))
+    await tell_resident(s, ticket, "resident.returned_wait")
     return t("worker.returned", actor.lang, number=ticket.number)
 
 
@@ -172,8 +172,7 @@ async def finish_reject(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
     check(ticket, S.REJECTED, actor, {S.REPORTED, S.RETURNED, S.ASSIGNED})
     transition(s, ticket, S.REJECTED, actor, now=deps.clock(), cfg=deps.sla, note=reason)
     await clear_pending_for(s, ticket.id, "place")
-    await tell_resident(s, ticket, t("resident.rejected", "zh", number=ticket.number,
-                                     note=reason))
+    await tell_resident(s, ticket, "resident.rejected", note=reason)
     return t("coord.rejected", actor.lang, number=ticket.number)
 
 
@@ -196,8 +195,7 @@ async def progress_note(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, n
     for m in media:
         s.add(Attachment(ticket_id=ticket.id, event_id=ev.id, channel=ctx.channel, kind=m.kind,
                          file_id=m.file_id, role="progress", created_at=now))
-    await tell_resident(s, ticket, t("resident.progress", "zh", number=ticket.number,
-                                     note=note or "[图片]"),
+    await tell_resident(s, ticket, "resident.progress", note=note or "[图片]",
                         photos=[m.file_id for m in media if m.kind == "photo"][:1])
     return t("worker.progress_saved", actor.lang, number=ticket.number)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory, notify
@@ -63,8 +65,7 @@ async def _transfer_to(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, ac
     old = ticket.grid_id
     await assign_to_grid(s, deps, ticket, arg, actor, "card.transferred",
                          note=f"{idx.grid_name(old)} → {idx.grid_name(idx.grids[arg].id)}")
-    await tell_resident(s, ticket, t("resident.transferred", "zh", number=ticket.number,
-                                     grid=idx.grid_name(ticket.grid_id)))
+    await tell_resident(s, ticket, "resident.transferred", grid=idx.grid_name(ticket.grid_id))
     return t("worker.transferred", actor.lang, number=ticket.number,
              grid=idx.grid_name(ticket.grid_id))
 
@@ -80,10 +81,9 @@ async def _place(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: A
     if arg not in ticket.candidates:
         raise Refused(t("worker.not_allowed", actor.lang))
     await assign_to_grid(s, deps, ticket, arg, actor, note="resident chose")
-    text = t("ticket.place_chosen", actor.lang, number=ticket.number,
-             grid=deps.county.index.grid_name(ticket.grid_id))
-    await tell_resident(s, ticket, text)
-    return text
+    grid = deps.county.index.grid_name(ticket.grid_id)
+    await tell_resident(s, ticket, "ticket.place_chosen", grid=grid)
+    return t("ticket.place_chosen", actor.lang, number=ticket.number, grid=grid)
 
 
 def assign_targets(deps: Deps, ticket: Ticket, community_id: int | None = None) -> list[str]:
@@ -105,8 +105,7 @@ async def _assign(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: 
         raise Refused(t("worker.not_allowed", actor.lang))
     await assign_to_grid(s, deps, ticket, arg, actor, note="assigned by staff")
     grid = deps.county.index.grid_name(ticket.grid_id)
-    await tell_resident(s, ticket, t("ticket.place_chosen", "zh", number=ticket.number,
-                                     grid=grid))
+    await tell_resident(s, ticket, "ticket.place_chosen", grid=grid)
     return t("coord.assigned", actor.lang, number=ticket.number, grid=grid)
 
 
@@ -132,7 +131,7 @@ async def to_unrouted(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
     buttons = assign_buttons(deps, ticket)
     await tell_up(s, deps, ticket, "coord.unrouted", StaffRole.COORDINATOR, buttons,
                   text=ticket.text[:200])
-    await tell_resident(s, ticket, t("ticket.unrouted", "zh", number=ticket.number))
+    await tell_resident(s, ticket, "ticket.unrouted")
 
 
 def assign_buttons(deps: Deps, ticket: Ticket) -> list[list[Button]]:
@@ -159,18 +158,16 @@ async def answer_place(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound,
                                                     ib.location.datum)
         ticket.place_text = "、".join(m for m in res.matched if m not in ("chat", "location"))
         await assign_to_grid(s, deps, ticket, res.grid, actor, note="resident answered")
-        await tell_resident(s, ticket, t(
-            "ticket.place_chosen", ctx.lang, number=ticket.number,
-            grid=idx.grid_name(ticket.grid_id)))
+        await tell_resident(s, ticket, "ticket.place_chosen",
+                            grid=idx.grid_name(ticket.grid_id))
         return
     if res.candidates:
         ticket.candidates = list(dict.fromkeys([*res.candidates, *ticket.candidates]))
     await set_pending(s, deps, ctx, ticket.id, "place")
     key = "ticket.ask_place" if ticket.candidates else "ticket.ask_place_unknown"
-    await tell_resident(
-        s, ticket, t(key, ctx.lang, number=ticket.number),
-        notify.place_buttons(ticket.id, [(c, idx.label(c)) for c in ticket.candidates],
-                             ctx.lang) if ticket.candidates else None, remember=True)
+    labels = [(c, idx.label(c)) for c in ticket.candidates]
+    await tell_resident(s, ticket, key, remember=True, buttons=partial(
+        notify.place_buttons, ticket.id, labels) if labels else None)
 
 
 HANDLERS = {

@@ -40,7 +40,7 @@ class Ctx:
     chat_id: str
     chat_kind: ChatKind
     message_id: str | None = None
-    lang: str = "zh"
+    lang: str = ""  # "" = the service's language (texts.use_language)
 
     def reply(self, session: AsyncSession, text: str, **kw: object) -> None:
         """Queue an answer to this chat in the caller's transaction."""

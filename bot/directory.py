@@ -21,7 +21,7 @@ class Contact:
     name: str
     channel: str | None
     chat_id: str | None
-    lang: str = "zh"
+    lang: str = ""
 
 
 def _pick(best: Contact | None, pid: int, name: str, channel: str | None,
@@ -29,7 +29,7 @@ def _pick(best: Contact | None, pid: int, name: str, channel: str | None,
     """A person may have several accounts: one that can be reached, on `prefer` if possible."""
     reachable = chat_id is not None
     if best is None or (reachable and (best.chat_id is None or channel == prefer)):
-        return Contact(pid, name, channel if reachable else None, chat_id, lang or "zh")
+        return Contact(pid, name, channel if reachable else None, chat_id, lang or "")
     return best
 
 
@@ -131,7 +131,7 @@ async def actor_for(
     roles: set[Role] = set()
     ident = await identity(session, channel, user_id)
     person_id = ident.person_id if ident else None
-    lang = (ident.language if ident else None) or "zh"
+    lang = (ident.language if ident else None) or ""
     if ticket is not None and ticket.channel == channel and ticket.reporter_user_id == user_id:
         roles.add(Role.RESIDENT)
     if person_id is not None:

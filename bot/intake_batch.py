@@ -142,7 +142,7 @@ class Batch:
             told.add(tid)
             ib = items[i]
             out.append(Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,
-                                text=t("ticket.duplicate_media", "zh", number=number),
+                                text=t("ticket.duplicate_media", number=number),
                                 reply_to=ib.message_id))
         if out:
             conn.execute(_INSERT_OUTBOX, [outbox_values(m, self.now) for m in out])
@@ -242,7 +242,7 @@ class Batch:
 
     def _ask_details(self, ib: Inbound) -> Outbound:
         return Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,
-                        text=t("ticket.ask_details", "zh"), reply_to=ib.message_id)
+                        text=t("ticket.ask_details"), reply_to=ib.message_id)
 
     def _fold(self, conn: Connection, reports: dict[int, Inbound], scr: Screen,
               tickets: dict[int, NewTicket], out: list[Outbound]) -> dict[int, tuple[int, str]]:
@@ -266,7 +266,7 @@ class Batch:
             told.add(tid)
             ib = reports[i]
             out.append(Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,
-                                text=t("ticket.repeat", "zh", number=number),
+                                text=t("ticket.repeat", number=number),
                                 reply_to=ib.message_id))
         return folded
 
@@ -289,7 +289,7 @@ class Batch:
         for i in first.values():
             ib, tk = reports[i], tickets[i]
             out.append(Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,
-                                text=t("ticket.held", "zh", number=tk.number),
+                                text=t("ticket.held", number=tk.number),
                                 reply_to=ib.message_id))
             for post, c in coordinators:
                 if post.community_id != tk.community_id:
@@ -305,7 +305,7 @@ class Batch:
         self, ticket: NewTicket, ib: Inbound, private_chat: str | None,
         worker: directory.Contact | None, candidates: list[str], photos: list[str],
     ) -> list[Outbound]:
-        idx, lang = self.index, "zh"
+        idx, lang = self.index, ""
         msgs: list[Outbound] = []
         if ticket.grid_id is not None:
             text = t("ticket.received", lang, number=ticket.number,

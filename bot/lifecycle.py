@@ -22,7 +22,7 @@ class Actor:
     name: str = ""
     user_id: str | None = None
     channel: str | None = None
-    lang: str = "zh"
+    lang: str = ""  # "" = the service's language (texts.use_language)
 
     def main_role(self) -> Role:
         for r in (Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE, Role.RESIDENT):

@@ -14,7 +14,6 @@ from bot.asking import ACTIVE
 from bot.deps import Deps
 from bot.lifecycle import SYSTEM, escalate, record, refresh_escalation, transition
 from bot.notify import local
-from bot.texts import t
 from models.enums import TicketState as S
 from models.tickets import Ticket
 
@@ -45,8 +44,7 @@ async def _act(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
         return
     if state == S.RESOLVED:
         transition(s, ticket, S.CLOSED, SYSTEM, now=now, cfg=deps.sla, note="no rating")
-        await tell.tell_resident(s, ticket, t("resident.auto_closed", "zh",
-                                                 number=ticket.number))
+        await tell.tell_resident(s, ticket, "resident.auto_closed")
         return
     if state not in ACTIVE:
         ticket.escalation_at = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,15 +18,21 @@ from models.people import Identity
 from models.tickets import Attachment, Ticket
 
 
-async def resident_chat(s: AsyncSession, ticket: Ticket) -> str | None:
-    return await s.scalar(select(Identity.private_chat_id).where(
-        Identity.channel == ticket.channel, Identity.user_id == ticket.reporter_user_id))
+async def resident_chat(s: AsyncSession, ticket: Ticket) -> tuple[str | None, str]:
+    """The reporter's private chat (None until they started the bot) and their language."""
+    row = (await s.execute(select(Identity.private_chat_id, Identity.language).where(
+        Identity.channel == ticket.channel, Identity.user_id == ticket.reporter_user_id))).first()
+    return (row[0], row[1] or "") if row else (None, "")
 
 
-async def tell_resident(s: AsyncSession, ticket: Ticket, text: str,
-                        buttons: list[list[Button]] | None = None,
-                        photos: list[str] | None = None, remember: bool = False) -> None:
-    msg = notify.to_resident(ticket, await resident_chat(s, ticket), text, buttons, remember)
+async def tell_resident(s: AsyncSession, ticket: Ticket, key: str, *,
+                        buttons: Callable[[str], list[list[Button]]] | None = None,
+                        photos: list[str] | None = None, remember: bool = False,
+                        **kw: object) -> None:
+    """Text `key` in the resident's language (buttons are built for it too)."""
+    chat, lang = await resident_chat(s, ticket)
+    text = t(key, lang, number=ticket.number, **kw)
+    msg = notify.to_resident(ticket, chat, text, buttons(lang) if buttons else None, remember)
     msg.photos = list(photos or [])
     enqueue(s, msg)
 

@@ -295,8 +295,20 @@ CATEGORY_EN = {
 _TABLES = {"zh": ZH, "en": EN}
 
 
-def t(key: str, lang: str = "zh", **kw: Any) -> str:
-    table = _TABLES.get(lang, ZH)
+LANGUAGES = tuple(_TABLES)
+_service_language = ["zh"]
+
+
+def use_language(lang: str) -> None:
+    """The service's language (LANGUAGE): what "" means for anyone who has not chosen one."""
+    if lang not in _TABLES:
+        raise ValueError(f"LANGUAGE must be one of {', '.join(_TABLES)}, not {lang!r}")
+    _service_language[0] = lang
+
+
+def t(key: str, lang: str = "", **kw: Any) -> str:
+    """`key` in `lang` ("" = the service's language); a key missing in a table falls back to zh."""
+    table = _TABLES.get(lang or _service_language[0], ZH)
     return table.get(key, ZH[key]).format(**kw)
 
 
@@ -310,5 +322,6 @@ def scoped(name: str, suffix: str) -> str:
     return f"{stem(name, suffix)}{suffix}"
 
 
-def category_label(category: str, lang: str = "zh") -> str:
-    return CATEGORY_EN.get(category, category) if lang == "en" else category
+def category_label(category: str, lang: str = "") -> str:
+    english = (lang or _service_language[0]) == "en"
+    return CATEGORY_EN.get(category, category) if english else category
