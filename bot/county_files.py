@@ -32,6 +32,8 @@ HOLIDAYS_FILE = "holidays.yaml"
 
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _PHONE_STRIP = re.compile(r"[\s()+-]")
+_MOBILE_LEN = 11
+_PHONE_MIN, _PHONE_MAX = 7, 15
 _COMMUNITY_KEYS = {"code", "name", "grids"}
 _GRID_KEYS = {"code", "name", "workers", "leader", "micro_grids"}
 _HEADERS = {
@@ -147,9 +149,47 @@ def _text(v: object) -> str:
     return "" if v is None else str(v).strip()
 
 
+def _yaml_problem(fname: str, e: yaml.YAMLError, text: str) -> Problem:
+    """One line naming where the typo is, instead of PyYAML's multi-line report."""
+    if not isinstance(e, yaml.MarkedYAMLError) or e.problem_mark is None:
+        return Problem(fname, None, f"bad YAML: {e}")
+    mark = e.problem_mark
+    # a scanner error ("while scanning a simple key") starts where the token did, which is the
+    # typo; the problem mark is wherever the scanner gave up, often the next line
+    if e.context_mark is not None and (e.context or "").startswith("while scanning"):
+        mark = e.context_mark
+    lines = text.splitlines()
+    where = ""
+    if 0 <= mark.line < len(lines) and lines[mark.line].strip():
+        where = f" in {lines[mark.line].strip()!r} (column {mark.column + 1})"
+    context = f" ({e.context})" if e.context else ""
+    return Problem(fname, mark.line + 1, f"bad YAML{where}: {e.problem}{context}")
+
+
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     # YAML may hold dates and other types the JSON column cannot store
     return json.loads(json.dumps(dict(d), ensure_ascii=False, default=str))
+
+
+def _phone_problem(digits: str) -> str | None:
+    """What is wrong with a phone (already stripped of spaces, '-', '+', brackets), if anything.
+
+    Mobiles start with 1 and have 11 digits; landlines have 7-8, 10-12 with the area code
+    (0...), and either may carry the country code 86 or 0086, hence up to 15."""
+    if not digits:
+        return None
+    if not digits.isdigit():
+        return "is not a number"
+    n = len(digits)
+    if digits.startswith("1") and n != _MOBILE_LEN:
+        side = "short" if n < _MOBILE_LEN else "long"
+        return f"is too {side}: {n} digits, a mobile number has {_MOBILE_LEN}"
+    if n < _PHONE_MIN:
+        return (f"is too short: {n} digits (a mobile number has {_MOBILE_LEN}, "
+                f"a landline at least {_PHONE_MIN})")
+    if n > _PHONE_MAX:
+        return f"is too long: {n} digits (at most {_PHONE_MAX})"
+    return None
 
 
 class _Grids:
@@ -187,8 +227,9 @@ class _Grids:
             self.err(obj, f"grid {grid}: {what} without a name")
             return None
         phone = _PHONE_STRIP.sub("", _text(obj.get("phone")))
-        if phone and not (phone.isdigit() and 7 <= len(phone) <= 15):
-            self.err(obj, f"grid {grid}: {what} {name}: phone {obj.get('phone')!r} is not a number")
+        bad = _phone_problem(phone)
+        if bad:
+            self.err(obj, f"grid {grid}: {what} {name}: phone {obj.get('phone')!r} {bad}")
             return None
         if phone:
             # one phone is one person on import, so two names on it is a typo somewhere
@@ -257,11 +298,11 @@ class _Grids:
 
 def _read_grids(path: Path, problems: list[Problem]) -> tuple[str, _Grids]:
     g = _Grids(problems)
+    text = path.read_text(encoding="utf-8-sig")
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_Loader)
+        doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problems.append(Problem(GRIDS_FILE, mark.line + 1 if mark else None, f"bad YAML: {e}"))
+        problems.append(_yaml_problem(GRIDS_FILE, e, text))
         return "", g
     if not isinstance(doc, dict):
         problems.append(Problem(GRIDS_FILE, None, "expected a mapping with name and communities"))
@@ -276,6 +317,37 @@ def _read_grids(path: Path, problems: list[Problem]) -> tuple[str, _Grids]:
     for c in communities:
         g.community(c)
     return name, g
+
+
+@dataclass
+class _GridRefs:
+    """The grid codes places and boundaries may name.
+
+    While grids.yaml has errors, a code missing from `codes` may belong to a grid that failed
+    there (or to a file that did not parse at all), so it is counted rather than reported:
+    otherwise one typo in grids.yaml comes back as an "unknown grid" on every dependent row.
+    """
+
+    codes: set[str]
+    trusted: bool
+    skipped: dict[str, int] = field(default_factory=dict)  # file -> rows not checked
+
+    def problem(self, fname: str, grid: str) -> str | None:
+        if grid in self.codes:
+            return None
+        if self.trusted:
+            return f"unknown grid {grid!r} (not in {GRIDS_FILE})"
+        self.skipped[fname] = self.skipped.get(fname, 0) + 1
+        return None
+
+    def summary(self) -> Problem | None:
+        if not self.skipped:
+            return None
+        counts = [f"{n} {'feature' if f == BOUNDARIES_FILE else 'row'}{'s' * (n != 1)}"
+                  for f, n in self.skipped.items()]
+        return Problem(", ".join(self.skipped), None, (
+            f"grid codes of {' and '.join(counts)} not checked because {GRIDS_FILE} has "
+            f"errors; fix {GRIDS_FILE} first"))
 
 
 # --- places.csv / places.xlsx -------------------------------------------------------------
@@ -311,12 +383,11 @@ def _split_aliases(cell: str) -> list[str]:
     return [a.strip() for a in re.split(r"[|｜]", cell) if a.strip()]
 
 
-def _read_places(
-    path: Path, grid_codes: set[str], problems: list[Problem]
-) -> list[PlaceRow]:
+def _read_places(path: Path, refs: _GridRefs, problems: list[Problem]) -> list[PlaceRow]:
     fname = path.name
+    is_csv = path.suffix != ".xlsx"
     try:
-        rows = _xlsx_rows(path) if path.suffix == ".xlsx" else _csv_rows(path)
+        rows = _csv_rows(path) if is_csv else _xlsx_rows(path)
     except Exception as e:  # a corrupt sheet can raise almost anything from openpyxl
         problems.append(Problem(fname, None, f"cannot read: {e}"))
         return []
@@ -324,6 +395,8 @@ def _read_places(
         problems.append(Problem(fname, None, "empty file"))
         return []
     header = [_HEADERS.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
+    while header and not header[-1]:
+        header.pop()  # trailing commas after the header name no column
     col = {h: i for i, h in enumerate(header) if h in _HEADERS.values()}
     missing = [c for c in ("grid", "place") if c not in col]
     if missing:
@@ -339,12 +412,22 @@ def _read_places(
     for n, r in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in r if c):
             continue
+        used = len(r)
+        while used and not (r[used - 1] or "").strip():
+            used -= 1
+        if is_csv and (len(r) < len(header) or used > len(header)):
+            # a lost or extra comma shifts every later cell into the wrong column
+            problems.append(Problem(fname, n, (
+                f"{len(r) if len(r) < len(header) else used} columns, but the header has "
+                f"{len(header)} ({', '.join(rows[0][: len(header)])}); a missing or extra "
+                "comma? (quote cells that contain a comma)")))
+            continue
         grid, name = get(r, "grid"), get(r, "place")
         bad = len(problems)
         if not grid:
             problems.append(Problem(fname, n, "no grid"))
-        elif grid not in grid_codes:
-            problems.append(Problem(fname, n, f"unknown grid {grid!r} (not in {GRIDS_FILE})"))
+        elif unknown := refs.problem(fname, grid):
+            problems.append(Problem(fname, n, unknown))
         if not name:
             problems.append(Problem(fname, n, "no place name"))
         elif len(normalize(name)) < MIN_KEY_LEN:
@@ -405,13 +488,33 @@ def _points(coords: Any) -> list[list[float]]:
     return [p for c in coords for p in _points(c)]
 
 
+def _open_ring(kind: str, coords: Any) -> str | None:
+    """The first ring whose last position does not repeat its first (RFC 7946 3.1.6).
+
+    Checked on the raw coordinates: shapely closes an open ring silently, which would turn a
+    ring whose last point was lost in copying into a different polygon."""
+    polygons = coords if kind == "MultiPolygon" else [coords]
+    for pi, rings in enumerate(polygons, start=1):
+        for ri, ring in enumerate(rings, start=1):
+            if len(ring) < 4 or list(ring[0]) != list(ring[-1]):
+                where = "outer ring" if ri == 1 else f"hole {ri - 1}"
+                if kind == "MultiPolygon":
+                    where += f" of polygon {pi}"
+                if len(ring) < 4:
+                    return (f"{where} has {len(ring)} points; a ring needs at least 4, "
+                            "the last repeating the first")
+                return (f"{where} is not closed: the last point {list(ring[-1])} must repeat "
+                        f"the first {list(ring[0])}")
+    return None
+
+
 def _gcj_to_wgs(pt: list[float]) -> list[float]:
     lat, lon = gcj02_to_wgs84(float(pt[1]), float(pt[0]))
     return [round(lon, 8), round(lat, 8)]
 
 
 def _read_boundary(
-    i: int, feat: object, grid_codes: set[str], seen: dict[str, int], problems: list[Problem]
+    i: int, feat: object, refs: _GridRefs, seen: dict[str, int], problems: list[Problem]
 ) -> BoundaryData | None:
     from shapely.geometry import shape
     from shapely.validation import explain_validity
@@ -429,8 +532,8 @@ def _read_boundary(
     if not grid:
         err("properties.grid missing")
         return None
-    if grid not in grid_codes:
-        err(f"unknown grid {grid!r} (not in {GRIDS_FILE})")
+    if unknown := refs.problem(BOUNDARIES_FILE, grid):
+        err(unknown)
         return None
     if grid in seen:
         err(f"grid {grid} already has a boundary (feature {seen[grid]})")
@@ -451,6 +554,9 @@ def _read_boundary(
         if any(not (-180 <= p[0] <= 180 and -90 <= p[1] <= 90) for p in pts):
             err(f"grid {grid}: coordinates out of range")
             return None
+        if open_ring := _open_ring(geom["type"], geom["coordinates"]):
+            err(f"grid {grid}: {open_ring}")
+            return None
         coords = geom["coordinates"]
         if datum == "gcj02":
             coords = _map_coords(coords, _gcj_to_wgs)
@@ -468,9 +574,10 @@ def _read_boundary(
     return BoundaryData(grid, wgs, datum)
 
 
-def _read_boundaries(
-    path: Path, grid_codes: set[str], problems: list[Problem]
-) -> list[BoundaryData]:
+def _read_boundaries(path: Path, refs: _GridRefs, problems: list[Problem]) -> list[BoundaryData]:
+    import shapely
+    from shapely.geometry import shape
+
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -480,11 +587,22 @@ def _read_boundaries(
         problems.append(Problem(BOUNDARIES_FILE, None, "expected a GeoJSON FeatureCollection"))
         return []
     seen: dict[str, int] = {}
+    shapes: dict[bytes, tuple[str, int]] = {}  # normalized polygon -> (grid, feature)
     out = []
     for i, feat in enumerate(doc.get("features") or [], start=1):
-        b = _read_boundary(i, feat, grid_codes, seen, problems)
-        if b:
-            out.append(b)
+        b = _read_boundary(i, feat, refs, seen, problems)
+        if not b:
+            continue
+        # normalized: the same polygon started at another corner or drawn the other way round
+        key = shapely.normalize(shape(b.geometry)).wkb
+        if key in shapes:
+            other, j = shapes[key]
+            problems.append(Problem(BOUNDARIES_FILE, i, (
+                f"grid {b.grid} has the same polygon as grid {other} (feature {j}); "
+                "copied by mistake?")))
+            continue
+        shapes[key] = (b.grid, i)
+        out.append(b)
     return out
 
 
@@ -514,12 +632,12 @@ def _read_holidays(path: Path, problems: list[Problem]) -> tuple[tuple[date, boo
     def err(node: yaml.Node | None, reason: str) -> None:
         problems.append(Problem(HOLIDAYS_FILE, node.start_mark.line + 1 if node else None, reason))
 
+    text = path.read_text(encoding="utf-8-sig")
     try:
         # composed, not loaded: every date keeps its line for the error report
-        root = yaml.compose(path.read_text(encoding="utf-8-sig"), Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problems.append(Problem(HOLIDAYS_FILE, mark.line + 1 if mark else None, f"bad YAML: {e}"))
+        problems.append(_yaml_problem(HOLIDAYS_FILE, e, text))
         return ()
     if root is None:  # only comments: no days of its own
         return ()
@@ -563,18 +681,20 @@ def load_county_dir(directory: Path | str) -> CountyData:
     if not (d / GRIDS_FILE).is_file():
         raise CountyFileError([Problem(GRIDS_FILE, None, f"not found in {d}")])
     name, g = _read_grids(d / GRIDS_FILE, problems)
-    codes = {x.code for x in g.grids}
+    refs = _GridRefs({x.code for x in g.grids}, trusted=not problems)
     csv_p, xlsx_p = d / PLACES_CSV, d / PLACES_XLSX
     places: list[PlaceRow] = []
     if csv_p.is_file() and xlsx_p.is_file():
         problems.append(Problem(PLACES_CSV, None, f"both {PLACES_CSV} and {PLACES_XLSX}: keep one"))
     elif csv_p.is_file() or xlsx_p.is_file():
-        places = _read_places(csv_p if csv_p.is_file() else xlsx_p, codes, problems)
+        places = _read_places(csv_p if csv_p.is_file() else xlsx_p, refs, problems)
     else:
         problems.append(Problem(PLACES_CSV, None, f"neither {PLACES_CSV} nor {PLACES_XLSX} found"))
     boundaries: list[BoundaryData] = []
     if (d / BOUNDARIES_FILE).is_file():
-        boundaries = _read_boundaries(d / BOUNDARIES_FILE, codes, problems)
+        boundaries = _read_boundaries(d / BOUNDARIES_FILE, refs, problems)
+    if summary := refs.summary():
+        problems.append(summary)
     calendar: tuple[tuple[date, bool], ...] = ()
     if (d / HOLIDAYS_FILE).is_file():
         calendar = _read_holidays(d / HOLIDAYS_FILE, problems)

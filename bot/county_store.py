@@ -7,6 +7,9 @@ else by name among the grid's staff) with a `StaffAssignment`. Only assignments 
 itself made (`StaffAssignment.source == "import"`) are deactivated when they leave the files,
 so staff added through invites are left alone.
 
+The county version moves only when an import changed something: every running instance
+rebuilds its router when it moves, so a re-import of the same files must leave it alone.
+
 `import_county` flushes but does not commit: the caller owns the transaction, which keeps
 an import all-or-nothing.
 """
@@ -44,6 +47,10 @@ class Counts:
     unchanged: int = 0
     removed: int = 0  # only calendar days: nothing refers to them
 
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deactivated or self.removed)
+
     def __str__(self) -> str:
         return (
             f"{self.created} new, {self.updated} updated, "
@@ -58,12 +65,14 @@ class ImportReport:
     version: int
     source: str = ""
     tables: dict[str, Counts] = field(default_factory=dict)
+    changed: bool = True  # False: nothing changed, the version was left as it was
 
     def counts(self, table: str) -> Counts:
         return self.tables.setdefault(table, Counts())
 
     def summary(self) -> str:
-        lines = [f"{self.county}: county version {self.version}"]
+        kept = "" if self.changed else " (nothing changed, version kept)"
+        lines = [f"{self.county}: county version {self.version}{kept}"]
         lines += [f"  {name:<12} {c}" for name, c in self.tables.items()]
         return "\n".join(lines)
 
@@ -310,8 +319,10 @@ async def load_calendar(session: AsyncSession) -> dict[date, bool]:
 
 
 async def import_county(session: AsyncSession, data: CountyData) -> ImportReport:
-    """Upsert `data` into the database and bump the county version. The caller commits."""
+    """Upsert `data` into the database; bump the county version if anything changed. The
+    caller commits."""
     meta = await session.get(CountyMeta, META_ID)
+    first = meta is None
     if meta is None:
         meta = CountyMeta(id=META_ID, name=data.name, version=0, source="")
         session.add(meta)
@@ -322,9 +333,12 @@ async def import_county(session: AsyncSession, data: CountyData) -> ImportReport
     await _boundaries(session, data.boundaries, grids, report.counts("boundaries"))
     await _staff(session, data.grids, grids, report.counts("people"), report.counts("assignments"))
     await _calendar(session, data.calendar, report.counts("calendar"))
+    report.changed = (first or meta.name != data.name
+                      or any(c.changed for c in report.tables.values()))
     meta.name = data.name
-    meta.source = data.source
-    meta.version = (meta.version or 0) + 1
+    meta.source = data.source  # where it came from; not a change of the county itself
+    if report.changed:
+        meta.version = (meta.version or 0) + 1
     await session.flush()
     report.version = meta.version
     return report
