@@ -11,6 +11,7 @@ from bot.asking import ACTIVE, Refused, cancel_button, check, clear_pending_for,
 from bot.deps import Ctx, Deps
 from bot.lifecycle import Actor, transition
 from bot.messages import Action, Button, Inbound
+from bot.report_text import place_label
 from bot.tell import send_card, tell_resident, tell_up
 from bot.texts import scoped, t
 from models.enums import Role, RouteStatus, StaffRole
@@ -129,9 +130,10 @@ async def to_unrouted(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
     ticket.escalation_at = None
     await clear_pending_for(s, ticket.id, "place")
     buttons = assign_buttons(deps, ticket)
-    await tell_up(s, deps, ticket, "coord.unrouted", StaffRole.COORDINATOR, buttons,
-                  text=ticket.text[:200])
-    await tell_resident(s, ticket, "ticket.unrouted")
+    told = await tell_up(s, deps, ticket, "coord.unrouted", StaffRole.COORDINATOR, buttons,
+                         text=ticket.text[:200])
+    await tell_resident(s, ticket, "ticket.unrouted_centre" if told == StaffRole.CENTRE
+                        else "ticket.unrouted")
 
 
 def assign_buttons(deps: Deps, ticket: Ticket) -> list[list[Button]]:
@@ -156,7 +158,7 @@ async def answer_place(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound,
         if ib.location:
             ticket.lat, ticket.lon, ticket.datum = (ib.location.lat, ib.location.lon,
                                                     ib.location.datum)
-        ticket.place_text = "、".join(m for m in res.matched if m not in ("chat", "location"))
+        ticket.place_text = place_label(ib.text, res.matched)
         await assign_to_grid(s, deps, ticket, res.grid, actor, note="resident answered")
         await tell_resident(s, ticket, "ticket.place_chosen",
                             grid=idx.grid_name(ticket.grid_id))
@@ -165,7 +167,7 @@ async def answer_place(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound,
         ticket.candidates = list(dict.fromkeys([*res.candidates, *ticket.candidates]))
     await set_pending(s, deps, ctx, ticket.id, "place")
     key = "ticket.ask_place" if ticket.candidates else "ticket.ask_place_unknown"
-    labels = [(c, idx.label(c)) for c in ticket.candidates]
+    labels = [(c, idx.place_choice(c, ticket.text)) for c in ticket.candidates]
     await tell_resident(s, ticket, key, remember=True, buttons=partial(
         notify.place_buttons, ticket.id, labels) if labels else None)
 

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import sla
 from bot.county_store import county_version, load_calendar, load_county
 from bot.routing import Router
-from bot.texts import stem
+from bot.routing.normalize import normalize
+from bot.texts import scoped, stem
 from models.county import Community, Grid
 
 
@@ -39,6 +40,23 @@ class CountyIndex:
     def label(self, grid_code: str | None) -> str:
         g = self.grids.get(grid_code or "")
         return f"{g.community_name}·{g.name}" if g else "—"
+
+    def place_choice(self, grid_code: str, text: str) -> str:
+        """A button for "where is it?": the places the resident named there, and the grid.
+
+        Residents know their street, not the county's grid codes: 南关村（南关网格）.
+        """
+        g = self.grids.get(grid_code)
+        if g is None:
+            return "—"
+        said = normalize(text)
+        named: list[str] = []
+        for p in sorted(self.router.places_of(grid_code), key=len, reverse=True):
+            if normalize(p) in said and not any(p in longer for longer in named):
+                named.append(p)  # 南关农贸市场, not also 南关
+        grid = scoped(g.name, "网格")
+        return f"{'、'.join(named[:2])}（{grid}）" if named \
+            else f"{grid}（{scoped(g.community_name, '社区')}）"
 
     def grid_name(self, grid_id: int | None) -> str:
         g = self.grids_by_id.get(grid_id or 0)

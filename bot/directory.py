@@ -79,6 +79,7 @@ _STAFF_IN = {
     for by, col in (("grid", StaffAssignment.grid_id),
                     ("community", StaffAssignment.community_id))
 }
+_STAFF_ALL = _staff_base(bindparam("role")).order_by(StaffAssignment.id, Identity.id)
 
 
 def _reachable(rows: Iterable[Any], prefer: str | None) -> list[tuple[Post, Contact]]:
@@ -104,9 +105,12 @@ async def staff(
 
 
 def staff_on(
-    conn: Connection, role: StaffRole, by: Literal["grid", "community"], ids: Iterable[int],
+    conn: Connection, role: StaffRole, by: Literal["grid", "community", "all"],
+    ids: Iterable[int],
 ) -> list[tuple[Post, Contact]]:
-    """`staff` inside a synchronous batch (see models.db.TxRunner)."""
+    """`staff` inside a synchronous batch (see models.db.TxRunner); "all": the whole county."""
+    if by == "all":
+        return _reachable(conn.execute(_STAFF_ALL, {"role": role.value}), None)
     return _reachable(conn.execute(_STAFF_IN[by], {"role": role.value, "ids": list(ids)}), None)
 
 

@@ -20,7 +20,7 @@ from bot.intake_screen import Recent, Screen, screen
 from bot.lifecycle import opening, repeat
 from bot.messages import Inbound, Outbound
 from bot.outbox import outbox_values
-from bot.report_text import MAX_TEXT, clean_text
+from bot.report_text import MAX_TEXT, clean_text, place_label
 from bot.sla import SlaConfig
 from bot.sqlutil import insert_for
 from bot.texts import t
@@ -183,7 +183,7 @@ class Batch:
                     idx, bound_grid, bound_comm, res.candidates)
             tickets[i] = NewTicket(
                 number=number, category=categorize(text).value, text=text,
-                place_text="、".join(m for m in res.matched if m not in ("chat", "location")),
+                place_text=place_label(text, res.matched),
                 lat=loc.lat if loc else None,
                 lon=loc.lon if loc else None,
                 datum=loc.datum if loc else None,
@@ -215,6 +215,9 @@ class Batch:
         folded = self._fold(conn, reports_all, scr, tickets, out)
         pending: list[dict[str, Any]] = []
         out += self._held_notices(conn, reports, scr, tickets, recent)
+        told, alerts = self._no_worker_ladder(
+            conn, {i: tk for i, tk in tickets.items() if i not in scr.held}, first_worker)
+        out += alerts
         for i, ticket in tickets.items():
             ib = reports[i]
             if i in scr.held:
@@ -222,7 +225,8 @@ class Batch:
             before = earlier[i].media if i in earlier else []
             photos = [m.file_id for m in [*before, *ib.media] if m.kind == "photo"]
             out += self._replies(ticket, ib, reporters.get(ib.sender_id),
-                                 first_worker.get(ticket.grid_id or 0), candidates[i], photos)
+                                 first_worker.get(ticket.grid_id or 0), candidates[i], photos,
+                                 told.get(i))
             if ticket.grid_id is None:
                 pending.append(dict(channel=ib.channel, user_id=ib.sender_id,
                                     ticket_id=ticket.id, action="place",
@@ -234,8 +238,6 @@ class Batch:
                 set_={"ticket_id": stmt.excluded.ticket_id, "action": stmt.excluded.action,
                       "expires_at": stmt.excluded.expires_at},
             ), pending)
-        out += self._coordinators_for_no_worker(
-            conn, {i: tk for i, tk in tickets.items() if i not in scr.held}, first_worker)
         if out:
             conn.execute(_INSERT_OUTBOX, [outbox_values(m, now) for m in out])
         return _Opened(tickets, folded, scr.empty)
@@ -304,12 +306,17 @@ class Batch:
     def _replies(
         self, ticket: NewTicket, ib: Inbound, private_chat: str | None,
         worker: directory.Contact | None, candidates: list[str], photos: list[str],
+        told: StaffRole | None,
     ) -> list[Outbound]:
         idx, lang = self.index, ""
         msgs: list[Outbound] = []
         if ticket.grid_id is not None:
-            text = t("ticket.received", lang, number=ticket.number,
-                     grid=idx.grid_name(ticket.grid_id))
+            grid = idx.grid_name(ticket.grid_id)
+            # say who really has it: the worker only if the card can reach them
+            text = t("ticket.received", lang, number=ticket.number, grid=grid) \
+                if (worker is not None and worker.chat_id is not None) or told is None \
+                else t("ticket.received_no_worker", lang, number=ticket.number, grid=grid,
+                       who=t(f"who.{told.value}", lang))
             if private_chat is None and ib.chat_kind == ChatKind.GROUP:
                 link = self.follow(ib.channel, ticket.number)
                 if link:
@@ -325,7 +332,8 @@ class Batch:
         else:
             key = "ticket.ask_place" if candidates else "ticket.ask_place_unknown"
             buttons = notify.place_buttons(
-                ticket.id, [(c, idx.label(c)) for c in candidates], lang) if candidates else []
+                ticket.id, [(c, idx.place_choice(c, ticket.text)) for c in candidates], lang
+            ) if candidates else []
             # remembered even without buttons: the resident answers by replying to it
             msgs.append(notify.to_resident(ticket, None, t(key, lang, number=ticket.number),
                                            buttons, remember=True))
@@ -333,28 +341,43 @@ class Batch:
                 msgs.append(notify.location_request(ticket, ib.chat_id, lang))
         return msgs
 
-    def _coordinators_for_no_worker(
+    def _no_worker_ladder(
         self, conn: Connection, tickets: dict[int, NewTicket],
         first_worker: dict[int, directory.Contact],
-    ) -> list[Outbound]:
-        lonely = [tk for tk in tickets.values()
+    ) -> tuple[dict[int, StaffRole], list[Outbound]]:
+        """A grid whose worker can't be reached: its community's staff, else the centre.
+
+        The same ladder as bot.tell.tell_up (which the batch can't await); returns who was
+        told per ticket, for the resident's receipt, and the alerts.
+        """
+        lonely = {i: tk for i, tk in tickets.items()
                   if tk.grid_id is not None and (tk.grid_id not in first_worker
-                                                 or first_worker[tk.grid_id].chat_id is None)]
+                                                 or first_worker[tk.grid_id].chat_id is None)}
         if not lonely:
-            return []
+            return {}, []
         coordinators = directory.staff_on(
             conn, StaffRole.COORDINATOR, "community",
-            {tk.community_id for tk in lonely if tk.community_id is not None})
+            {tk.community_id for tk in lonely.values() if tk.community_id is not None})
+        centre: list[tuple[directory.Post, directory.Contact]] | None = None
+        told: dict[int, StaffRole] = {}
         out: list[Outbound] = []
-        for tk in lonely:
-            for post, c in coordinators:
-                if post.community_id != tk.community_id:
-                    continue
-                msg = notify.staff_note(c, t("coord.no_worker", c.lang, number=tk.number,
-                                             grid=self.index.grid_name(tk.grid_id)), tk.id)
-                if msg:
-                    out.append(msg)
-        return out
+        for i, tk in lonely.items():
+            grid = self.index.grid_name(tk.grid_id)
+            for role in (StaffRole.COORDINATOR, StaffRole.CENTRE):
+                if role == StaffRole.COORDINATOR:
+                    people = [c for post, c in coordinators
+                              if post.community_id == tk.community_id]
+                else:
+                    if centre is None:
+                        centre = directory.staff_on(conn, StaffRole.CENTRE, "all", ())
+                    people = [c for _post, c in centre]
+                msgs = [m for c in people if (m := notify.staff_note(
+                    c, t("coord.no_worker", c.lang, number=tk.number, grid=grid), tk.id))]
+                if msgs:
+                    out += msgs
+                    told[i] = role
+                    break
+        return told, out
 
 
 def _community_of(idx: CountyIndex, grid_code: str | None, community_id: int | None,

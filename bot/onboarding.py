@@ -114,6 +114,8 @@ async def redeem(s: AsyncSession, deps: Deps, ctx: Ctx, code: str) -> str:
         exists.active = True
     inv.used_at = now
     inv.used_by_identity_id = ident.id
+    if role == StaffRole.CENTRE:  # not 指挥中心 的指挥中心工作人员
+        return t("start.bound_centre", ctx.lang)
     scope = await _scope_name(s, inv.grid_id, inv.community_id)
     return t("start.bound", ctx.lang, scope=scope, role=t(f"role.{role.value}", ctx.lang))
 

@@ -105,13 +105,16 @@ async def unrouted_queue(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10)
     roles = await directory.standing_roles(s, ctx.channel, ctx.user_id)
     centre = any(r.role == StaffRole.CENTRE for r in roles)
     communities = {r.community_id for r in roles if r.role == StaffRole.COORDINATOR}
-    if not centre and not communities:
-        ctx.reply(s, t("worker.not_allowed", ctx.lang))
+    led = {r.grid_id for r in roles if r.role == StaffRole.LEADER}
+    if not centre and not communities and not led:
+        ctx.reply(s, t("coord.queue_staff_only", ctx.lang))
         return
     q = select(Ticket).where(or_(Ticket.state == S.RETURNED,
                                  (Ticket.state == S.REPORTED) & Ticket.unrouted.is_(True)))
     if not centre:
-        q = q.where(Ticket.community_id.in_(communities))
+        # a grid leader sees what was returned in their grid: they may assign it again
+        q = q.where(or_(Ticket.community_id.in_(communities),
+                        (Ticket.state == S.RETURNED) & Ticket.grid_id.in_(led)))
     rows = (await s.scalars(q.order_by(Ticket.id).limit(limit))).all()
     if not rows:
         ctx.reply(s, t("coord.queue_empty", ctx.lang))

@@ -63,6 +63,25 @@ def is_chatter(inbound: Inbound) -> bool:
     return not words or _ONLY_THANKS.fullmatch(words) is not None
 
 
+_BUILDING = re.compile(r"\s*([0-9一二三四五六七八九十百零两]+\s*(?:号楼|号院|栋|幢|单元|号))")
+
+
+def place_label(text: str, matched: list[str]) -> str:
+    """The places the router matched, each with the building number written after it.
+
+    `matched` may carry routing notes (chat, location, 南光村≈南关村): only the names count.
+    """
+    out: list[str] = []
+    for m in matched:
+        if m in ("chat", "location"):
+            continue
+        name = m.split("≈")[-1]
+        at = text.find(m.split("≈")[0])
+        number = _BUILDING.match(text, at + len(m.split("≈")[0])) if at >= 0 else None
+        out.append(name + (number.group(1).replace(" ", "") if number else ""))
+    return "、".join(out)
+
+
 def clean_text(text: str) -> str:
     word = report_word(text)
     if word:

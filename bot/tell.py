@@ -64,13 +64,15 @@ LADDER = (StaffRole.LEADER, StaffRole.COORDINATOR, StaffRole.CENTRE)
 
 
 async def tell_up(s: AsyncSession, deps: Deps, ticket: Ticket, key: str, start: StaffRole,
-                  buttons: list[list[Button]] | None = None, **kw: object) -> int:
-    """Tell `start`'s people; a rung with nobody on it passes the message up the ladder."""
+                  buttons: list[list[Button]] | None = None, **kw: object) -> StaffRole | None:
+    """Tell `start`'s people; a rung with nobody on it passes the message up the ladder.
+
+    Returns the rung that was told (None: nobody could be), so the resident hears who.
+    """
     for role in LADDER[LADDER.index(start):]:
-        sent = await tell_staff(s, deps, role, ticket, key, buttons, **kw)
-        if sent:
-            return sent
-    return 0
+        if await tell_staff(s, deps, role, ticket, key, buttons, **kw):
+            return role
+    return None
 
 
 async def send_card(s: AsyncSession, deps: Deps, ticket: Ticket, title: str = "card.title") -> bool:
