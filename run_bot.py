@@ -1,14 +1,34 @@
-"""grid-intake command line: serve (default), console, import, route, invite."""
+"""grid-intake command line: serve (default), console, import, route, invite.
+
+Platform libraries are imported only by the subcommands that talk to a platform: aiogram
+alone takes seconds to import, and a usage error or a configuration mistake should answer at
+once. Problems an operator can fix are one line on stderr, in Chinese, without a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 from config.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from aiogram.exceptions import TelegramNetworkError
+
+# the scope option each role's invite needs: bot.onboarding.INVITE_SCOPE, repeated here so a
+# usage error needs no import of the core (tests/test_cli_startup.py holds them equal)
+INVITE_NEEDS: dict[str, str | None] = {
+    "worker": "grid", "leader": "grid", "coordinator": "community", "centre": None}
+SCOPE_EXAMPLE = {"grid": "网格编号，如 FN-02", "community": "社区编号，如 FN"}
 
 
 def _logging(settings: Settings) -> None:
@@ -19,11 +39,96 @@ def _logging(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+def _fail(line: str) -> int:
+    print(line, file=sys.stderr)
+    return 1
+
+
+def serve_config_problem(settings: Settings) -> str | None:
+    if settings.telegram_bot_token is None:
+        return ("启动失败：没有设置 TELEGRAM_BOT_TOKEN（见 .env.example）；不接 Telegram 试用请"
+                "运行 python run_bot.py console / TELEGRAM_BOT_TOKEN is not set, or use: console")
+    if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
+        return ("启动失败：设置了 TELEGRAM_WEBHOOK_URL 就必须同时设置 TELEGRAM_WEBHOOK_SECRET "
+                "/ TELEGRAM_WEBHOOK_SECRET must be set with TELEGRAM_WEBHOOK_URL")
+    return None
+
+
+def port_message(host: str, port: int, e: OSError) -> str:
+    where = f"{host}:{port}"
+    if e.errno == errno.EADDRINUSE:
+        return (f"启动失败：HTTP 端口 {where} 已被占用（可能已有一个实例在运行），请先停掉它或改 "
+                f"HTTP_PORT / port {where} is already in use")
+    if e.errno == errno.EACCES:
+        return (f"启动失败：没有权限监听 {where}（1024 以下的端口要管理员权限），请改 HTTP_PORT "
+                f"/ no permission to listen on {where}")
+    return f"启动失败：无法监听 {where}（{e.strerror or e}），请检查 HTTP_HOST 和 HTTP_PORT"
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the HTTP port cannot be listened on; checked before the slow part of the start."""
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        for family, kind, proto, _name, address in addresses:
+            with socket.socket(family, kind, proto) as s:
+                # the same options asyncio's server uses, so a port in TIME_WAIT is not "busy"
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind(address)
+    except socket.gaierror:
+        return f"启动失败：HTTP_HOST={host} 不是本机可以监听的地址 / cannot resolve HTTP_HOST"
+    except OSError as e:
+        return port_message(host, port, e)
+    return None
+
+
+def telegram_unreachable(settings: Settings, e: TelegramNetworkError) -> str:
+    base = settings.telegram_api_base or "https://api.telegram.org"
+    host = urlsplit(base).netloc.rpartition("@")[2] or base
+    cause = e.__cause__
+    os_error = getattr(cause, "os_error", None)
+    if isinstance(os_error, socket.gaierror):
+        why, en = "域名解析失败", "DNS lookup failed"
+    elif isinstance(os_error, ConnectionRefusedError):
+        why, en = "连接被拒绝", "connection refused"
+    elif isinstance(cause, TimeoutError):
+        why, en = "连接超时", "timed out"
+    else:
+        why, en = "网络错误", "network error"
+    return (f"启动失败：连不上 Telegram（{host}，{why}），请检查网络、代理或 TELEGRAM_API_BASE "
+            f"/ cannot reach Telegram: {en}")
+
+
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    problem = (serve_config_problem(settings)
+               or port_problem(settings.http_host, settings.http_port))
+    if problem:
+        return _fail(problem)
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
     from handlers.telegram.runner import run
 
-    run(settings)
+    try:
+        run(settings)
+    except TelegramNetworkError as e:
+        return _failed_start(telegram_unreachable(settings, e))
+    except TelegramUnauthorizedError:
+        return _failed_start("启动失败：Telegram 不认这个 TELEGRAM_BOT_TOKEN（填错或已作废），请到 "
+                             "@BotFather 核对 / the bot token was rejected")
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:  # taken between the check above and the start
+            raise
+        return _failed_start(port_message(settings.http_host, settings.http_port, e))
     return 0
+
+
+def _failed_start(line: str) -> int:
+    # a start that fails leaves the bot's HTTP session open (runner.serve does not close it),
+    # and aiohttp's "Unclosed client session" log would follow the one line at exit
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    return _fail(line)
 
 
 def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
@@ -61,6 +166,11 @@ def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(print_invite(settings, args.role, args.grid, args.community))
 
 
+def _code(text: str) -> str:
+    """Grid and community codes as the county files write them (FN-02), however typed."""
+    return text.strip().upper()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run_bot.py", description="网格报事助手 grid-intake")
     sub = p.add_subparsers(dest="cmd")
@@ -71,9 +181,10 @@ def parser() -> argparse.ArgumentParser:
     route = sub.add_parser("route", help="route JSON lines from stdin")
     route.add_argument("--jsonl", action="store_true", required=True)
     inv = sub.add_parser("invite", help="print a one-time code that grants a staff role")
-    inv.add_argument("--role", required=True, choices=["worker", "leader", "coordinator", "centre"])
-    inv.add_argument("--grid")
-    inv.add_argument("--community")
+    inv.add_argument("--role", required=True, choices=list(INVITE_NEEDS))
+    inv.add_argument("--grid", type=_code, help="grid code, e.g. FN-02 (worker, leader)")
+    inv.add_argument("--community", type=_code, help="community code, e.g. FN (coordinator)")
+    inv.set_defaults(usage_error=inv.error)
     return p
 
 
@@ -81,9 +192,27 @@ COMMANDS = {"serve": cmd_serve, "console": cmd_console, "import": cmd_import,
             "route": cmd_route, "invite": cmd_invite}
 
 
+def settings_problems(e: ValidationError) -> list[str]:
+    lines = []
+    for err in e.errors():
+        name = "_".join(str(x) for x in err["loc"]).upper()
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"配置有误 / invalid setting: {msg if name in msg else f'{name}: {msg}'}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = get_settings()
+    if args.cmd == "invite":
+        needs = INVITE_NEEDS[args.role]
+        if needs is not None and not getattr(args, needs):
+            args.usage_error(f"--role {args.role} 需要 --{needs}（{SCOPE_EXAMPLE[needs]}）")
+    try:
+        settings = get_settings()
+    except ValidationError as e:
+        for line in settings_problems(e):
+            print(line, file=sys.stderr)
+        return 1
     _logging(settings)
     return COMMANDS[args.cmd or "serve"](settings, args)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,7 +15,9 @@ SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # the project's .env wherever the command runs; one in the current directory wins
+    model_config = SettingsConfigDict(env_file=(ROOT / ".env", ".env"), env_file_encoding="utf-8",
+                                      extra="ignore")
 
     database_url: str = Field(default=f"sqlite+aiosqlite:///{ROOT / 'data' / 'grid_intake.db'}")
     http_host: str = "127.0.0.1"
@@ -26,7 +30,7 @@ class Settings(BaseSettings):
     telegram_bot_username: str | None = None
     telegram_polling_timeout: int = 25
 
-    language: str = "zh"
+    language: Literal["zh", "en"] = "zh"
     timezone: str = "Asia/Shanghai"
     ticket_prefix: str = "FS"
 
@@ -37,6 +41,8 @@ class Settings(BaseSettings):
     route_answer_minutes: int = 30
     confirm_days: int = 3
     media_window_seconds: int = 120
+    repeat_window_seconds: int = 600
+    reports_per_minute: int = 5
 
     ack_hours: float = 2.0
     resolve_work_days: int = 3
@@ -46,6 +52,8 @@ class Settings(BaseSettings):
 
     outbox_max_attempts: int = 6
     outbox_poll_seconds: float = 0.5
+    outbox_send_timeout_seconds: float = 20.0
+    outbox_lease_seconds: float = 30.0
     sweep_seconds: float = 30.0
     private_per_second: float = 1.0
     group_per_minute: int = 20
@@ -53,6 +61,39 @@ class Settings(BaseSettings):
 
     intake_batch_max: int = 64
     log_level: str = "INFO"
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, v: object) -> object:
+        lang = v.strip().lower() if isinstance(v, str) else v
+        if lang not in ("zh", "en"):
+            raise ValueError(f"LANGUAGE 只能是 zh（中文）或 en（English），不能是 {v!r}")
+        return lang
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"TIMEZONE 不是时区名（应如 Asia/Shanghai）：{v!r}") from None
+        return v
+
+    # relative paths mean the same files from any directory the command is run in
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_under_root(cls, url: str) -> str:
+        scheme, sep, rest = url.partition(":///")
+        path, q, query = rest.partition("?")
+        if (not sep or not scheme.startswith("sqlite") or path in ("", ":memory:")
+                or path.startswith("file:") or Path(path).is_absolute()):
+            return url
+        return f"{scheme}:///{ROOT / path}{q}{query}"
+
+    @field_validator("county_dir")
+    @classmethod
+    def _county_under_root(cls, v: Path) -> Path:
+        return v if v.is_absolute() else ROOT / v
 
 
 @lru_cache(maxsize=1)

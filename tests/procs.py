@@ -159,7 +159,7 @@ class Service:
         text = out.decode(errors="replace")
         self.invite_output.append(f"----- invite {role} (rc {proc.returncode}) -----\n{text}"
                                   f"{err.decode(errors='replace')[-2000:]}")
-        found = re.search(r"^code: (\S+)", text, re.M)
+        found = re.search(r"^邀请码：(\S+) ", text, re.M)
         assert proc.returncode == 0 and found, f"invite failed:\n{self.invite_output[-1]}"
         return found.group(1)
 

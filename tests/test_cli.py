@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.procs import REPO, clean_env, free_port
 
 SAMPLE = REPO / "config" / "sample"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def run(db: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
@@ -68,20 +72,47 @@ def test_broken_county_imports_nothing_and_says_where(db: Path, tmp_path: Path) 
                 assert con.execute("select count(*) from grids").fetchone() == (0,)
 
 
+def invite_code(out: str) -> str:
+    found = re.search(r"^邀请码：(\S+) ", out, re.M)
+    assert found, out
+    return found.group(1)
+
+
 def test_invite_prints_a_code_and_refuses_unknown_grids(db: Path) -> None:
-    done = run(db, "invite", "--role", "worker", "--grid", "FN-02",
+    done = run(db, "invite", "--role", "worker", "--grid", "fn-02",
                TELEGRAM_BOT_USERNAME="fushan_grid_bot")
     assert done.returncode == 0, done.stderr
-    code = next(x.split()[1] for x in done.stdout.splitlines() if x.startswith("code:"))
-    assert f"link: https://t.me/fushan_grid_bot?start={code}" in done.stdout
-    assert "role: worker  scope: 南关网格" in done.stdout
+    code = invite_code(done.stdout)
     with sqlite3.connect(db) as con:
-        assert con.execute("select role, used_at from invites where code = ?",
-                           (code,)).fetchone() == ("worker", None)
-    bad = run(db, "invite", "--role", "worker", "--grid", "XX-99")
-    assert bad.returncode == 1 and "XX-99" in bad.stdout
+        row = con.execute("select role, used_at, expires_at from invites where code = ?",
+                          (code,)).fetchone()
+    assert row[:2] == ("worker", None)
+    expires = datetime.fromisoformat(row[2]).replace(tzinfo=UTC).astimezone(SHANGHAI)
+    assert done.stdout.splitlines()[0] == (f"邀请码：{code} 角色：网格员 范围：南关网格 "
+                                           f"有效期至：{expires:%Y-%m-%d %H:%M}（北京时间）")
+    assert f"Telegram：打开 https://t.me/fushan_grid_bot?start={code}" in done.stdout
+    bad = run(db, "invite", "--role", "worker", "--grid", "FN-99")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert "没有找到网格编号 FN-99（或已停用）" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    gone = run(db, "invite", "--role", "coordinator", "--community", "XX")
+    assert gone.returncode == 1 and "没有找到社区编号 XX（或已停用）" in gone.stderr
     missing = run(db, "invite", "--role", "coordinator")
-    assert missing.returncode == 2 and "--community" in missing.stdout
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "--community" in missing.stderr
+
+
+def test_invite_time_follows_the_configured_timezone(db: Path) -> None:
+    done = run(db, "invite", "--role", "centre", TIMEZONE="Asia/Urumqi")
+    assert done.returncode == 0, done.stderr
+    code = invite_code(done.stdout)
+    with sqlite3.connect(db) as con:
+        (stored,) = con.execute("select expires_at from invites where code = ?",
+                                (code,)).fetchone()
+    local = datetime.fromisoformat(stored).replace(tzinfo=UTC).astimezone(ZoneInfo("Asia/Urumqi"))
+    assert f"有效期至：{local:%Y-%m-%d %H:%M}（Asia/Urumqi）" in done.stdout
+    # no name and no token: the way in on Telegram is the /start command
+    assert f"Telegram：私聊机器人，发送 /start {code}" in done.stdout
 
 
 def test_invite_without_telegram_still_gives_a_code(db: Path) -> None:
@@ -89,8 +120,10 @@ def test_invite_without_telegram_still_gives_a_code(db: Path) -> None:
     done = run(db, "invite", "--role", "centre", TELEGRAM_BOT_TOKEN="123:ABC",
                TELEGRAM_API_BASE=closed)
     assert done.returncode == 0, done.stderr
-    assert "could not ask Telegram" in done.stdout and "/start " in done.stdout
-    assert "role: centre  scope: 指挥中心" in done.stdout
+    code = invite_code(done.stdout)
+    assert "角色：指挥中心工作人员 范围：指挥中心" in done.stdout
+    assert f"/start {code}" in done.stdout
+    assert "没能向 Telegram 查询机器人用户名" in done.stderr
     assert "123:ABC" not in done.stdout + done.stderr
 
 
