@@ -8,13 +8,13 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import assign, directory, notify
-from bot.asking import ACTIVE, Refused, cancel_button, check, clear_pending_for, set_pending
+from bot.asking import cancel_button, check, clear_pending_for, set_pending
 from bot.deps import Ctx, Deps
-from bot.lifecycle import SYSTEM, Actor, record, transition
+from bot.lifecycle import SYSTEM, Actor, Refused, record, transition
 from bot.messages import MAX_ID, Action, Button, Media
 from bot.tell import send_card, tell_resident, tell_staff, tell_up
 from bot.texts import category_label, t
-from models.enums import Category, Role, Satisfaction, StaffRole
+from models.enums import ACTIVE, Category, Role, Satisfaction, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Attachment, PendingInput, Ticket
 from models.transitions import STAFF, allowed
@@ -157,7 +157,6 @@ async def finish_return(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
     actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
     check(ticket, S.RETURNED, actor, ACTIVE)
     transition(s, ticket, S.RETURNED, actor, now=deps.clock(), cfg=deps.sla, note=reason)
-    ticket.assignee_id = None
     buttons = assign.assign_buttons(deps, ticket)
     await tell_up(s, deps, ticket, "coord.returned", StaffRole.COORDINATOR, buttons,
                   worker=actor.name, note=reason)

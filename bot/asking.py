@@ -8,7 +8,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Ctx, Deps
-from bot.lifecycle import Actor
+from bot.lifecycle import Actor, Refused
 from bot.messages import Action, Button
 from bot.sqlutil import insert_for
 from bot.texts import t
@@ -18,12 +18,6 @@ from models.transitions import TRANSITIONS, allowed
 
 INPUT_MINUTES = 30
 
-
-ACTIVE = {S.ASSIGNED, S.ACKNOWLEDGED, S.IN_PROGRESS, S.REOPENED}
-
-
-class Refused(Exception):
-    """A polite no for the person who tapped; nothing was changed."""
 
 
 def check(ticket: Ticket, to: S, actor: Actor, expect: set[S]) -> None:

@@ -7,14 +7,14 @@ from functools import partial
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory, notify
-from bot.asking import ACTIVE, Refused, cancel_button, check, clear_pending_for, set_pending
+from bot.asking import cancel_button, check, clear_pending_for, set_pending
 from bot.deps import Ctx, Deps
-from bot.lifecycle import Actor, transition
+from bot.lifecycle import Actor, Refused, place, to_queue
 from bot.messages import Action, Button, Inbound
 from bot.report_text import place_label
 from bot.tell import send_card, tell_resident, tell_up
 from bot.texts import scoped, t
-from models.enums import Role, RouteStatus, StaffRole
+from models.enums import ACTIVE, Role, RouteStatus, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Ticket
 
@@ -27,15 +27,12 @@ async def assign_to_grid(s: AsyncSession, deps: Deps, ticket: Ticket, grid_code:
     if grid is None:
         raise Refused(t("bind.unknown", actor.lang, code=grid_code))
     workers = await directory.staff(s, StaffRole.WORKER, grid_ids=[grid.id])
-    ticket.grid_id = grid.id
-    ticket.community_id = grid.community_id
-    ticket.assignee_id = workers[0][1].person_id if workers else None
-    ticket.unrouted = False
-    ticket.route_status = "routed"
-    transition(s, ticket, S.ASSIGNED, actor, now=deps.clock(), cfg=deps.sla, note=note)
+    place(s, ticket, grid_id=grid.id, community_id=grid.community_id,
+          assignee_id=workers[0][1].person_id if workers else None, actor=actor,
+          now=deps.clock(), cfg=deps.sla, note=note)
     if not await send_card(s, deps, ticket, title):
         await tell_up(s, deps, ticket, "coord.no_worker", StaffRole.COORDINATOR,
-                      grid=grid.name)
+                      grid=idx.grid_name(grid.id))
     await clear_pending_for(s, ticket.id, "place")
 
 
@@ -126,8 +123,7 @@ async def _pick_community(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
 
 async def to_unrouted(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
     """No grid found in time: the community's queue, and its coordinators are told."""
-    ticket.unrouted = True
-    ticket.escalation_at = None
+    to_queue(s, ticket, now=deps.clock(), cfg=deps.sla, note="no place in time")
     await clear_pending_for(s, ticket.id, "place")
     buttons = assign_buttons(deps, ticket)
     told = await tell_up(s, deps, ticket, "coord.unrouted", StaffRole.COORDINATOR, buttons,

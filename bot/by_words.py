@@ -12,13 +12,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import actions, directory
-from bot.asking import ACTIVE, Refused
 from bot.deps import Ctx, Deps
-from bot.lifecycle import record
+from bot.lifecycle import Refused, record
 from bot.messages import Action, Inbound
 from bot.texts import t
 from bot.words import Said
-from models.enums import Category
+from models.enums import ACTIVE, Category
 from models.enums import TicketState as S
 from models.tickets import Ticket
 

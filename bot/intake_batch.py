@@ -202,9 +202,9 @@ class Batch:
         events: dict[int, list[dict[str, Any]]] = {}
         for i, ticket in tickets.items():
             worker = first_worker.get(ticket.grid_id or 0)
-            ticket.assignee_id = worker.person_id if worker else None
             events[i] = opening(ticket, routed=ticket.grid_id is not None, now=now, cfg=self.sla,
-                                held=f"一分钟内超过 {self.per_minute} 条" if i in scr.held else "")
+                                held=f"一分钟内超过 {self.per_minute} 条" if i in scr.held else "",
+                                assignee_id=worker.person_id if worker else None)
         ids = dict(conn.execute(_INSERT_TICKETS, [tk.values() for tk in tickets.values()]).all())
         for ticket in tickets.values():
             ticket.id = ids[ticket.number]

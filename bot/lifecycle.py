@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.sla import SlaConfig, add_work_days, add_work_hours, next_escalation, phase_due
+from bot.texts import t
 from models.enums import Role
 from models.enums import TicketState as S
 from models.tickets import NewTicket, Ticket, TicketEvent
@@ -34,9 +35,16 @@ class Actor:
 SYSTEM = Actor(roles=frozenset({Role.SYSTEM}), name="system")
 
 
-class TransitionRefused(Exception):
-    def __init__(self, frm: S, to: S, reason: str) -> None:
-        super().__init__(f"{frm} -> {to}: {reason}")
+class Refused(Exception):
+    """A polite no for the person who acted; its text is what they read. Nothing changed."""
+
+
+class TransitionRefused(Refused):
+    """The table or a stale card said no (`reason`: "stale" or "not allowed")."""
+
+    def __init__(self, frm: S, to: S, reason: str, lang: str = "") -> None:
+        super().__init__(t("worker.stale", lang, state=t(f"state.{frm.value}", lang))
+                         if reason == "stale" else t("worker.not_allowed", lang))
         self.frm, self.to, self.reason = frm, to, reason
 
 
@@ -102,16 +110,47 @@ def transition(
     """
     frm = S(ticket.state)
     if expect is not None and frm not in ({expect} if isinstance(expect, S) else expect):
-        raise TransitionRefused(frm, to, "stale")
+        raise TransitionRefused(frm, to, "stale", actor.lang)
     if not allowed(frm, to, actor.roles):
-        raise TransitionRefused(frm, to, "not allowed")
+        raise TransitionRefused(frm, to, "not allowed", actor.lang)
     ticket.state = to.value
     ticket.updated_at = now
+    if to == S.RETURNED:
+        ticket.assignee_id = None  # "not mine": nobody has it until it is assigned again
     _deadlines_on_enter(ticket, to, frm, now, cfg)
     ev = _event(ticket, actor, "transition", now, from_state=frm.value, to_state=to.value,
                 note=note)
     session.add(ev)
     return ev
+
+
+def place(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    grid_id: int,
+    community_id: int,
+    assignee_id: int | None,
+    actor: Actor,
+    now: datetime,
+    cfg: SlaConfig,
+    note: str = "",
+) -> TicketEvent:
+    """Route (or re-route) a ticket to a grid and its worker: placement and state in one step."""
+    ticket.grid_id = grid_id
+    ticket.community_id = community_id
+    ticket.assignee_id = assignee_id
+    ticket.unrouted = False
+    ticket.route_status = "routed"
+    return transition(session, ticket, S.ASSIGNED, actor, now=now, cfg=cfg, note=note)
+
+
+def to_queue(session: AsyncSession, ticket: Ticket, *, now: datetime, cfg: SlaConfig,
+             note: str = "") -> TicketEvent:
+    """No grid in time: into the community's unrouted queue, where no deadline runs."""
+    ticket.unrouted = True
+    refresh_escalation(ticket, cfg)
+    return record(session, ticket, SYSTEM, "queued", now=now, note=note)
 
 
 def record(
@@ -140,7 +179,7 @@ def escalate(ticket: Ticket, now: datetime, cfg: SlaConfig) -> int:
 
 
 def opening(ticket: NewTicket, routed: bool, now: datetime, cfg: SlaConfig, *,
-            held: str = "") -> list[dict[str, Any]]:
+            held: str = "", assignee_id: int | None = None) -> list[dict[str, Any]]:
     """State, deadlines and first events of a new ticket (bulk intake writes these rows).
 
     `held` (a reason) puts it straight into the community's unrouted queue, with no deadline.
@@ -149,6 +188,7 @@ def opening(ticket: NewTicket, routed: bool, now: datetime, cfg: SlaConfig, *,
     ticket.state = S.REPORTED.value
     ticket.created_at = ticket.updated_at = now
     ticket.unrouted = bool(held)
+    ticket.assignee_id = assignee_id if routed else None
     _deadlines_on_enter(ticket, S.REPORTED, None, now, cfg)
     events = [
         dict(at=now, kind="transition", from_state=None, to_state=S.REPORTED.value,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.directory import Contact
 from bot.messages import Action, Button, Outbound
 from bot.texts import category_label, t
-from models.enums import ChatKind, TicketState
+from models.enums import ACTIVE, ChatKind, TicketState
 from models.tickets import NewTicket, Ticket
 
 FollowLink = Callable[[str, str], str | None]  # (channel, ticket number) -> deep link
@@ -21,13 +21,8 @@ def local(dt: datetime | None, tz: ZoneInfo) -> str:
     return dt.astimezone(tz).strftime("%m-%d %H:%M") if dt else "—"
 
 
-WORKABLE = frozenset({
-    TicketState.ASSIGNED, TicketState.ACKNOWLEDGED, TicketState.IN_PROGRESS, TicketState.REOPENED,
-})
-
-
 def worker_buttons(ticket_id: int, lang: str, state: str) -> list[list[Button]]:
-    if state not in WORKABLE:
+    if state not in ACTIVE:
         return []
     first = [Button(t("btn.resolve", lang), Action("resolve", ticket_id))]
     if state in (TicketState.ASSIGNED, TicketState.REOPENED):

@@ -6,10 +6,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import assign, directory, tell
-from bot.asking import ACTIVE
 from bot.deps import Ctx, Deps
 from bot.texts import category_label, t
-from models.enums import ChatKind, Role, StaffRole
+from models.enums import ACTIVE, ChatKind, Role, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Ticket
 from models.transitions import STAFF

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import assign, tell
-from bot.asking import ACTIVE
 from bot.deps import Deps
 from bot.lifecycle import SYSTEM, escalate, record, refresh_escalation, transition
 from bot.notify import local
+from models.enums import ACTIVE
 from models.enums import TicketState as S
 from models.tickets import Ticket
 
@@ -47,7 +47,7 @@ async def _act(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
         await tell.tell_resident(s, ticket, "resident.auto_closed")
         return
     if state not in ACTIVE:
-        ticket.escalation_at = None
+        refresh_escalation(ticket, deps.sla)  # nothing is due in this state any more
         return
     ack_phase = state in (S.ASSIGNED, S.REOPENED)
     due = ticket.ack_due_at if ack_phase else ticket.resolve_due_at

@@ -8,12 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory, notify
-from bot.asking import ACTIVE
 from bot.deps import Ctx, Deps
 from bot.messages import Button
 from bot.outbox import enqueue
 from bot.texts import t
-from models.enums import StaffRole
+from models.enums import ACTIVE, StaffRole
 from models.people import Identity
 from models.tickets import Attachment, Ticket
 

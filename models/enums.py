@@ -27,6 +27,12 @@ OPEN_STATES = frozenset(
 )
 
 
+# with a worker: what the card's buttons act on and what deadlines escalate
+ACTIVE = frozenset(
+    {TicketState.ASSIGNED, TicketState.ACKNOWLEDGED, TicketState.IN_PROGRESS, TicketState.REOPENED}
+)
+
+
 class Role(StrEnum):
     """Who an actor is *relative to one ticket*; decided on the server."""
 
