@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.capabilities import Capabilities
 from models.base import utcnow
 from models.enums import ChatKind
 
@@ -131,6 +132,21 @@ def _button_dict(b: Button) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateNotice:
+    """What a channel with a messaging window gets instead of free text outside it.
+
+    Template notifications carry fields, not prose: the ticket, its state, when, one line.
+    """
+
+    channel: str
+    chat_id: str
+    number: str
+    state: str
+    at: datetime
+    line: str
+
+
 class SendError(Exception):
     """Base of what a Sender raises; the outbox decides retry or dead letter from the kind."""
 
@@ -151,7 +167,14 @@ class PermanentSendError(SendError):
 
 class Sender(Protocol):
     channel: str
+    capabilities: Capabilities
 
     async def send(self, msg: Outbound) -> str | None:
         """Deliver one message; return the platform's message id (if any)."""
         ...
+
+
+class TemplateSender(Sender, Protocol):
+    """A sender whose channel has template notifications (capabilities.templates)."""
+
+    async def send_template(self, notice: TemplateNotice) -> str | None: ...

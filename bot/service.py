@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import actions, assign, by_words, directory, onboarding, queries, tell, words
-from bot.asking import Refused
+from bot import actions, assign, by_words, choices, directory, onboarding, queries, tell, words
 from bot.deps import Ctx, Deps
 from bot.intake import IntakeOutcome, IntakeWriter
-from bot.lifecycle import TransitionRefused
+from bot.lifecycle import Refused
 from bot.messages import Action, Inbound
 from bot.report_text import is_chatter, is_command, is_report, report_word, strip_invisible
 from bot.sqlutil import insert_for
@@ -56,6 +56,11 @@ class Core:
         ctx = Ctx(ib.channel, ib.sender_id, ib.sender_name, ib.chat_id, ib.chat_kind,
                   ib.message_id)
         text = ib.text.strip()
+        n = choices.number(text) if not ib.media else None
+        if n is not None:
+            done = await self._choose(ctx, ib, n)
+            if done is not None:
+                return done
         # an action in words or a query comes first: it also answers while a question waits
         said = words.parse(text, self.deps.prefix)
         if said is not None:
@@ -182,27 +187,43 @@ class Core:
             return m.group(0).upper()
         return None
 
+    async def _choose(self, ctx: Ctx, ib: Inbound, n: int) -> Handled | None:
+        """"2" where numbered choices were offered: what the second button does."""
+        async def press(s: AsyncSession) -> str:
+            action = await choices.chosen(s, ctx.channel, ctx.chat_id, ctx.user_id, n,
+                                          self.deps.clock())
+            if action is None:
+                raise by_words.NotMeant
+            return await actions.act(s, self.deps, ctx, action)
+        return await self._act_on(ctx, ib, press, "choice")
+
     async def _by_words(self, ctx: Ctx, ib: Inbound, said: words.Said) -> Handled | None:
         """An action typed as words; None when it turned out not to be one (a report)."""
+        return await self._act_on(
+            ctx, ib, lambda s: by_words.carry_out(s, self.deps, ctx, ib, said), "words")
+
+    async def _act_on(self, ctx: Ctx, ib: Inbound,
+                      act: Callable[[AsyncSession], Awaitable[str]], kind: str
+                      ) -> Handled | None:
+        """Run an action for a message, answered in that chat; None if it was not one."""
         try:
             async with self.deps.sm() as s, s.begin():
                 if not await self._first_time(s, ctx, ib.external_id):
                     return Handled("duplicate")
                 if ib.chat_kind == ChatKind.PRIVATE:
                     await self._remember_private_chat(s, ctx)
-                answer = await by_words.carry_out(s, self.deps, ctx, ib, said)
+                answer = await act(s)
                 ctx.reply(s, answer, reply_to=ctx.message_id)
                 await self._remind_pending(s, ctx)
         except by_words.NotMeant:
             return None
-        except (Refused, TransitionRefused) as no:
+        except Refused as no:
             async with self.deps.sm() as s, s.begin():
                 # logged here, not above: that transaction was rolled back with the refusal
                 if await self._first_time(s, ctx, ib.external_id):
-                    ctx.reply(s, str(no) if isinstance(no, Refused)
-                              else t("worker.not_allowed", ctx.lang), reply_to=ctx.message_id)
+                    ctx.reply(s, str(no), reply_to=ctx.message_id)
         self.deps.wake_outbox()
-        return Handled("words")
+        return Handled(kind)
 
     async def _remind_pending(self, s: AsyncSession, ctx: Ctx) -> None:
         """A question still waits for this person: say so, so the answer is not forgotten."""
@@ -260,9 +281,8 @@ class Core:
                 if not await self._first_time(s, ctx, key and f"cb:{key}"):
                     return t("action.duplicate", ctx.lang), True
                 answer = await actions.act(s, self.deps, ctx, action)
-        except (Refused, TransitionRefused) as no:
-            return (str(no) if isinstance(no, Refused)
-                    else t("worker.not_allowed", ctx.lang)), False
+        except Refused as no:
+            return str(no), False
         self.deps.wake_outbox()
         return answer, True
 

@@ -208,6 +208,23 @@ class SentMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class OfferedChoice(Base):
+    """Numbered choices shown where a channel has no buttons: what "1", "2" … do there.
+
+    One row per chat and addressee ("" = anyone in the chat), the latest offer wins.
+    """
+
+    __tablename__ = "offered_choices"
+    __table_args__ = (UniqueConstraint("channel", "chat_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64), default="")
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class PendingInput(Base):
     """A question the bot asked one identity and waits on (resolution note, return reason)."""
 
