@@ -1,9 +1,18 @@
 """Transactional outbox: rows are written with the business change and delivered after commit.
 
-A pass claims due rows in one short transaction (status `sending` + a lease), sends them
-outside any transaction, and records each outcome in its own transaction. A row whose
-lease ran out (its instance died mid-send) is claimable again, so delivery is
-at-least-once. Rows to one chat go out in id order.
+The worker claims due rows in one short transaction (status `sending` + a lease of
+OUTBOX_LEASE_SECONDS) and hands each chat's rows to a lane: a task that sends them one by
+one, outside any transaction, recording each outcome in its own transaction. Lanes of
+different chats run side by side, with at most `concurrency` requests in flight, and the
+loop keeps claiming other chats while lanes are busy; a chat whose lane is running here is
+not claimed again, so one slow chat never holds up another. Rows to one chat go out in id
+order (also across instances: a row waits while an earlier one of its chat is in flight).
+
+Every send has a timeout (OUTBOX_SEND_TIMEOUT_SECONDS, below the lease). A timed-out send is
+retried with backoff, but it may have reached the platform: that message can arrive twice.
+While rows are held, their leases are renewed every third of a lease; a row whose lease ran
+out (its instance died mid-send) is claimable again, so a crash holds its chat back for at
+most one lease and delivery is at-least-once.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from bot.messages import Outbound, PermanentSendError, RetryLater, Sender
+from bot.messages import Outbound, PermanentSendError, RetryLater, Sender, TransientSendError
 from bot.outbox_alerts import dead_letter_alerts
 from bot.ratelimit import RateLimiter
 from config.settings import Settings
@@ -156,6 +165,24 @@ def _coalesce(rows: list[_Row]) -> list[_Row]:
     return out
 
 
+class SendTimedOut(TransientSendError):
+    """No answer within the send timeout; the message may still have reached the platform."""
+
+
+def _in_chats(chats: Iterable[tuple[str, str]]) -> ColumnElement[bool]:
+    return or_(*(and_(Outbox.channel == ch, Outbox.chat_id == c) for ch, c in chats))
+
+
+async def _first(*aws: Awaitable[Any]) -> None:
+    """Wait until one of `aws` is done; cancel the others."""
+    waiters = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
 class OutboxWorker:
     def __init__(
         self,
@@ -168,9 +195,17 @@ class OutboxWorker:
         limiter: RateLimiter | None = None,
         rng: random.Random | None = None,
         batch_size: int = 50,
-        lease_seconds: float = 60.0,
+        lease_seconds: float | None = None,
+        send_timeout: float | None = None,
         concurrency: int = 8,
     ) -> None:
+        lease = settings.outbox_lease_seconds if lease_seconds is None else lease_seconds
+        timeout = settings.outbox_send_timeout_seconds if send_timeout is None else send_timeout
+        if not 0 < timeout < lease:
+            raise ValueError(
+                f"outbox send timeout ({timeout:g} s) must be above 0 and below the lease "
+                f"({lease:g} s): a send must end before another instance may take its row"
+            )
         self._sm = sessionmaker
         self._senders = dict(senders)
         self._settings = settings
@@ -181,65 +216,201 @@ class OutboxWorker:
         )
         self._rng = rng or random.Random()
         self._batch = batch_size
-        self._lease = timedelta(seconds=lease_seconds)
-        self._margin = timedelta(seconds=min(LEASE_MARGIN, lease_seconds / 4))
-        self._concurrency = concurrency
+        self._lease = timedelta(seconds=lease)
+        self._margin = timedelta(seconds=min(LEASE_MARGIN, lease / 4))
+        self._timeout = timeout
+        self._gate = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
+        self._lanes: dict[tuple[str, str], asyncio.Task[int]] = {}
+        # row id -> the lease_until this process last wrote for it, for every row a lane holds
+        self._held: dict[int, datetime] = {}
+        # renewals and give-backs match rows by that lease_until: keep it and the DB in step
+        self._lease_lock = asyncio.Lock()
+        self._no_lanes = asyncio.Event()
+        self._no_lanes.set()
+        self._renewer: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """Deliver now instead of at the next poll (call right after committing outbox rows)."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        """Claim and start lanes until `stop`; then let each lane finish its current send."""
+        try:
+            while not stop.is_set():
+                try:
+                    started = await self._start_lanes()
+                except Exception:
+                    log.exception("outbox pass failed")
+                    started = []
+                if not started and not stop.is_set():
+                    await self._idle(stop)
+        finally:
+            self._stopping = True  # lanes give back what they have not started sending
             try:
-                sent = await self.run_once()
-            except Exception:
-                log.exception("outbox pass failed")
-                sent = 0
-            if sent == 0 and not stop.is_set():
-                await self._idle(stop)
+                await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+                await self._settle()
+            finally:
+                self._stopping = False
 
     async def _idle(self, stop: asyncio.Event) -> None:
         if not self._wake.is_set():
-            waiters = [
-                asyncio.ensure_future(self._sleep(self._settings.outbox_poll_seconds)),
-                asyncio.ensure_future(self._wake.wait()),
-                asyncio.ensure_future(stop.wait()),
-            ]
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
+            await _first(
+                self._sleep(self._settings.outbox_poll_seconds), self._wake.wait(), stop.wait()
+            )
         self._wake.clear()
 
     async def run_once(self) -> int:
-        """Send what is due now; returns how many platform messages went out."""
+        """Claim what is due now, deliver it in per-chat lanes and wait for those lanes.
+
+        Returns how many platform messages went out. Chats whose lane is already running
+        here are left to it.
+        """
+        lanes = await self._start_lanes()
+        try:
+            return sum(await asyncio.gather(*lanes))
+        finally:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Once no lane is running, wait for the renewal task to notice and end."""
+        if not self._lanes and self._renewer is not None:
+            # asyncio.wait, not await: a cancelled caller must not cancel a renewal mid-write
+            await asyncio.wait([self._renewer])
+
+    # -- lanes --------------------------------------------------------------------
+
+    async def _start_lanes(self) -> list[asyncio.Task[int]]:
+        room = self._batch - len(self._held)
+        if room <= 0:
+            return []
         now = self._clock()
-        rows = await self._claim(now)
+        rows = await self._claim(now, room)
         by_chat: dict[tuple[str, str], list[_Row]] = {}
         for r in rows:
             by_chat.setdefault(r.chat, []).append(r)
-        gate = asyncio.Semaphore(self._concurrency)
-        lease_end = now + self._lease
-        results = await asyncio.gather(
-            *(self._deliver_chat(rs, lease_end, gate) for rs in by_chat.values()),
-            return_exceptions=True,
-        )
+            self._held[r.id] = now + self._lease
+        lanes = []
+        for chat, rs in by_chat.items():
+            lane = asyncio.create_task(self._lane(rs), name=f"outbox {chat[0]}:{chat[1]}")
+            self._lanes[chat] = lane
+            lanes.append(lane)
+        if lanes:
+            self._no_lanes.clear()
+            if self._renewer is None or self._renewer.done():
+                self._renewer = asyncio.create_task(self._keep_leases(), name="outbox leases")
+        return lanes
+
+    async def _lane(self, rows: list[_Row]) -> int:
+        """Send one chat's claimed rows in order; returns how many went out."""
         sent = 0
-        for res in results:
-            if isinstance(res, BaseException):
-                # one chat's failure (say, the DB) must not strand the others; its rows'
-                # leases run out and they are claimed again
-                log.error("outbox delivery failed", exc_info=res)
-            else:
-                sent += res
+        try:
+            for i, r in enumerate(rows):
+                try:
+                    msg = Outbound.from_row(
+                        r.channel, r.chat_id, r.chat_kind, r.ticket_id, r.payload
+                    )
+                except (KeyError, TypeError, ValueError) as e:
+                    await self._failed(r, PermanentSendError(f"bad payload: {e}"))
+                    continue
+                ext: str | None = None
+                error: Exception | None = None
+                async with self._gate:
+                    back = self._hold_back(r)
+                    if back is None:
+                        try:
+                            ext = await self._send(msg)
+                        except Exception as e:
+                            error = e
+                if back is not None:
+                    await self._release(rows[i:], back)
+                    break
+                if error is not None:
+                    if await self._failed(r, error):
+                        await self._release(rows[i + 1 :], self._clock())
+                        break
+                    continue
+                await self._sent(r, ext)
+                sent += 1
+        except Exception:
+            # the rows left in `sending` are claimed again once their lease runs out
+            log.exception("outbox delivery to %s:%s failed", rows[0].channel, rows[0].chat_id)
+        finally:
+            for r in rows:
+                self._held.pop(r.id, None)
+            if self._lanes.get(rows[0].chat) is asyncio.current_task():
+                del self._lanes[rows[0].chat]
+            if not self._lanes:
+                self._no_lanes.set()
+            self._wake.set()  # a slot is free, and this chat may have more rows due
         return sent
+
+    def _hold_back(self, r: _Row) -> datetime | None:
+        """When to give `r` and the rest of its lane back instead of sending now (None: send)."""
+        now = self._clock()
+        if self._stopping or now >= self._held[r.id] - self._margin:
+            return now
+        wait = self._limiter.try_acquire(r.channel, r.chat_id, r.chat_kind)
+        return now + _delay(wait) if wait > 0 else None
+
+    async def _send(self, msg: Outbound) -> str | None:
+        limit = asyncio.timeout(self._timeout)
+        try:
+            async with limit:
+                return await self._senders[msg.channel].send(msg)
+        except TimeoutError as e:
+            if not limit.expired():
+                raise
+            raise SendTimedOut(
+                f"no answer within {self._timeout:g} s; it may have been delivered"
+            ) from e
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of held rows every third of a lease, while any lane runs."""
+        period = self._lease.total_seconds() / 3
+        while self._held:
+            await _first(self._sleep(period), self._no_lanes.wait())
+            if not self._held:
+                break
+            try:
+                await self._renew()
+            except Exception:
+                log.exception("outbox lease renewal failed")
+
+    async def _renew(self) -> None:
+        async with self._lease_lock:
+            ids = list(self._held)
+            if not ids:
+                return
+            until = self._clock() + self._lease
+            # built before the first await: a lane that ends meanwhile drops its ids from _held
+            stmt = (
+                update(Outbox)
+                .where(self._owned(ids))
+                .values(lease_until=until)
+                .returning(Outbox.id)
+                .execution_options(synchronize_session=False)
+            )
+            async with self._sm() as s, s.begin():
+                got = list(await s.scalars(stmt))
+            for row_id in got:
+                if row_id in self._held:
+                    self._held[row_id] = until
+
+    def _owned(self, ids: Iterable[int]) -> ColumnElement[bool]:
+        """Rows still in `sending` under the lease this process wrote (no one else took them)."""
+        by_lease: dict[datetime, list[int]] = {}
+        for row_id in ids:
+            by_lease.setdefault(self._held[row_id], []).append(row_id)
+        return and_(
+            Outbox.status == SENDING,
+            or_(*(and_(Outbox.id.in_(v), Outbox.lease_until == k) for k, v in by_lease.items())),
+        )
 
     # -- claiming ---------------------------------------------------------------
 
-    async def _claim(self, now: datetime) -> list[_Row]:
+    async def _claim(self, now: datetime, limit: int) -> list[_Row]:
         channels = [c for c in self._senders if self._limiter.channel_capacity(c) > 0]
         if not channels:
             return []
@@ -248,8 +419,10 @@ class OutboxWorker:
                 select(Outbox)
                 .where(Outbox.channel.in_(channels), _claimable(now), ~_behind_earlier(now))
                 .order_by(Outbox.id)
-                .limit(self._batch)
+                .limit(limit)
             )
+            if self._lanes:
+                q = q.where(~_in_chats(list(self._lanes)))
             if s.get_bind().dialect.name == "postgresql":
                 q = q.with_for_update(skip_locked=True, of=Outbox)
             rows = await self._drop_queued_behind(s, [_snapshot(o) for o in await s.scalars(q)])
@@ -332,45 +505,17 @@ class OutboxWorker:
             await s.execute(_requeue(give_back, now))
         return claimed
 
-    # -- sending ----------------------------------------------------------------
-
-    async def _deliver_chat(
-        self, rows: list[_Row], lease_end: datetime, gate: asyncio.Semaphore
-    ) -> int:
-        sent = 0
-        async with gate:
-            for i, r in enumerate(rows):
-                now = self._clock()
-                if now >= lease_end - self._margin:
-                    await self._release(rows[i:], now)
-                    break
-                try:
-                    msg = Outbound.from_row(
-                        r.channel, r.chat_id, r.chat_kind, r.ticket_id, r.payload
-                    )
-                except (KeyError, TypeError, ValueError) as e:
-                    await self._failed(r, PermanentSendError(f"bad payload: {e}"))
-                    continue
-                wait = self._limiter.try_acquire(r.channel, r.chat_id, r.chat_kind)
-                if wait > 0:
-                    await self._release(rows[i:], now + _delay(wait))
-                    break
-                try:
-                    ext = await self._senders[r.channel].send(msg)
-                except Exception as e:
-                    if await self._failed(r, e):
-                        await self._release(rows[i + 1 :], self._clock())
-                        break
-                    continue
-                await self._sent(r, ext)
-                sent += 1
-        return sent
+    # -- recording ----------------------------------------------------------------
 
     async def _release(self, rows: Iterable[_Row], until: datetime) -> None:
+        """Give rows back to `pending` without counting an attempt."""
         ids = [r.id for r in rows]
-        if ids:
+        if not ids:
+            return
+        async with self._lease_lock:
+            stmt = _requeue(ids, until).where(self._owned(ids))
             async with self._sm() as s, s.begin():
-                await s.execute(_requeue(ids, until).where(Outbox.status == SENDING))
+                await s.execute(stmt)
 
     async def _sent(self, r: _Row, ext: str | None) -> None:
         now = self._clock()
