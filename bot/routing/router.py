@@ -6,9 +6,16 @@ Rules, in the order they apply (a confident wrong grid is worse than a question)
 
 1. Places named in the text (longest name wins over a shorter name or alias inside it).
    A place split between grids by number is resolved by the number written right after it
-   (`府前街23号`, `锦绣花园3号楼`); with no number, or a number outside every range, all of
-   its grids become candidates. Two different places pointing to different grids give the
-   union as candidates: we do not guess which one the resident meant.
+   (`府前街23号`, `锦绣花园3号楼`, `锦绣花园12栋`; see `numbers` for what counts); with no
+   number, or a number outside every range, all of its grids become candidates. Several
+   numbers written there (`3号楼和12号楼`, `3、5号楼`) or a range (`3-8号楼`, `3至8号楼`)
+   give the grids of every one of them, never the first one's alone: all in one grid routes
+   there, in several grids is a question. A range whose ends are both odd or both even, on a
+   place with odd/even rows, covers that side only (`府前街23-27号`); one spanning more than
+   1,000 numbers covers the whole place. The same place named again: the numbers at every
+   mention count together, and a mention without one does not widen them. Two different
+   places pointing to different grids give the union as candidates: we do not guess which
+   one the resident meant.
    a. A name that is part of a longer name of another place (南关 in 南关新村, 西关 in
       西关菜市场; marked when the index is built, also where only the sound is part of the
       longer name's) is looked up by sound as well: the text around it may be the longer
@@ -27,15 +34,17 @@ Rules, in the order they apply (a confident wrong grid is worse than a question)
    grid as candidates. A location outside every grid says nothing about a named place.
 3. The chat's bound grid decides only between the candidates of one named place (a compound
    split between two grids, mentioned in the group of one of them); it never overrides a
-   place that resolved to another grid, nor chooses between two different places.
+   place that resolved to another grid, nor chooses between two different places, nor once
+   a number written after the place is in one of its rows (`锦绣花园3号楼和12号楼`, and
+   `锦绣花园3号楼和20号楼` with 20 in no row): the resident named those grids.
 4. No place named: the location's grid; a location outside every grid is unknown (even in
    a bound chat: the resident told us where it is, and it is not ours). No place and no
    location: the chat's bound grid, else unknown.
 5. No place named, but one sounds like a place name written with the wrong characters
    (南光村 for 南关村, 锦秀花园 for 锦绣花园; see `phonetic` for what counts as a hit). A
    homophone is a guess, so it never routes on its own; it can only turn what rule 4 would
-   say into a question. Its candidates are the grids of the places it sounds like (a number
-   right after it narrows a split place as in rule 1; otherwise all of the place's grids).
+   say into a question. Its candidates are the grids of the places it sounds like (numbers
+   right after it narrow a split place as in rule 1; otherwise all of the place's grids).
    - Rule 4 routes by the location (alone, or the chat choosing on a shared edge) to a grid
      among the candidates: routed there -- the location routes, the name only agrees.
    - No location, and the chat's bound grid is the only candidate: routed to it (what rule
@@ -55,7 +64,7 @@ from bot.routing.datum import to_wgs84
 from bot.routing.gazetteer import Gazetteer, Mention
 from bot.routing.geometry import GridGeometry
 from bot.routing.normalize import normalize
-from bot.routing.numbers import NumberRange, number_after
+from bot.routing.numbers import NumberRange, members, numbers_after
 from bot.routing.phonetic import PhoneticIndex
 from bot.texts import scoped
 from models.enums import RouteStatus
@@ -93,15 +102,37 @@ class _Place:
     grids: tuple[str, ...]  # every grid holding some part of the place
     ranged: list[tuple[str, tuple[NumberRange, ...]]]
     whole: tuple[str, ...]  # grids of rows without numbers: the rest of the place
+    sided: bool  # some rows are one side of the street (odd or even numbers)
 
-    def resolve(self, n: int | None) -> tuple[str, ...]:
-        if n is None:
-            return self.grids
+    def resolve(self, numbers: tuple[NumberRange, ...]) -> tuple[tuple[str, ...], bool]:
+        """The grids holding any of the numbers written after the place (all without one), and
+        whether one of them is in the place's rows: then the text itself drew the grids."""
+        if not numbers:
+            return self.grids, False
+        if len(numbers) == 1 and numbers[0].lo == numbers[0].hi:  # the usual case, kept quick
+            held = self._holding(numbers[0].lo)
+            return held or self.grids, bool(held)
+        out: list[str] = []
+        drawn = False
+        for span in numbers:
+            each = members(span, self.sided)
+            if each is None:
+                return self.grids, True
+            for n in each:
+                held = self._holding(n)
+                drawn = drawn or bool(held)
+                out.extend(g for g in held or self.grids if g not in out)
+                if drawn and len(out) == len(self.grids):
+                    return self.grids, True
+        return tuple(out), drawn
+
+    def _holding(self, n: int) -> tuple[str, ...]:
+        """The grids of the rows holding number n; without one, the rest of the place's."""
         hits: list[str] = []
         for grid, ranges in self.ranged:
             if grid not in hits and any(r.contains(n) for r in ranges):
                 hits.append(grid)
-        return tuple(hits) or self.whole or self.grids
+        return tuple(hits) or self.whole
 
 
 def _target(rows: list[PlaceRow], grids: dict[str, _Grid]) -> str | _Place:
@@ -110,7 +141,8 @@ def _target(rows: list[PlaceRow], grids: dict[str, _Grid]) -> str | _Place:
         return grids[codes[0]].code  # the dict's own string: one object per grid
     ranged = [(r.grid, r.ranges) for r in rows if r.ranges]
     whole = tuple(dict.fromkeys(r.grid for r in rows if not r.ranges))
-    return _Place(rows[0].name, tuple(codes), ranged, whole)
+    sided = any(r.parity for _, ranges in ranged for r in ranges)
+    return _Place(rows[0].name, tuple(codes), ranged, whole, sided)
 
 
 class Router:
@@ -161,18 +193,26 @@ class Router:
     def _ordered(self, codes: set[str] | list[str] | tuple[str, ...]) -> list[str]:
         return sorted(set(codes), key=lambda c: self._grids[c].order)
 
-    def _resolve(self, text: str, m: Mention) -> tuple[str, ...]:
+    def _resolve(self, text: str, m: Mention) -> tuple[tuple[str, ...], bool, bool]:
+        """The grids a mention names; whether a number written after it is in a split place's
+        rows (see `_Place.resolve`); whether any number is written after it."""
         if len(m.targets) == 1:
             t = m.targets[0]
             if isinstance(t, str):
-                return (t,)
-            return t.resolve(number_after(text, m.end))  # type: ignore[attr-defined]
+                return (t,), False, False
+            numbers = numbers_after(text, m.end)
+            return (*t.resolve(numbers), bool(numbers))  # type: ignore[attr-defined]
         out: list[str] = []
-        n = number_after(text, m.end)
+        numbers = numbers_after(text, m.end)
+        drawn = False
         for t in m.targets:
-            grids = (t,) if isinstance(t, str) else t.resolve(n)  # type: ignore[attr-defined]
+            if isinstance(t, str):
+                grids: tuple[str, ...] = (t,)
+            else:
+                grids, held = t.resolve(numbers)  # type: ignore[attr-defined]
+                drawn = drawn or held
             out.extend(g for g in grids if g not in out)
-        return tuple(out)
+        return tuple(out), drawn, bool(numbers)
 
     def route(
         self, text: str, chat_grid: str | None = None, location: GeoPoint | None = None
@@ -194,7 +234,7 @@ class Router:
 
         if any(m.shadowed for m in mentions):
             mentions = self._contested(norm, mentions)
-        labels, sets = self._candidates(norm, mentions)
+        labels, sets, drawn = self._candidates(norm, mentions)
         cands: set[str] = set()
         for grids in sets.values():
             cands.update(grids)
@@ -208,25 +248,34 @@ class Router:
             cands = inter
         if len(cands) == 1:
             return _routed(next(iter(cands)), labels)
-        if chat_grid in cands and len(sets) == 1:
+        if chat_grid in cands and len(sets) == 1 and not drawn:
             return _routed(chat_grid, [*labels, CHAT])
         return _ambiguous(self._ordered(cands), labels)
 
     def _candidates(
         self, norm: str, mentions: list[Mention]
-    ) -> tuple[list[str], dict[tuple[object, ...], tuple[str, ...]]]:
-        """Labels in text order, and the grids of each place mentioned."""
+    ) -> tuple[list[str], dict[tuple[object, ...], tuple[str, ...]], bool]:
+        """Labels in text order, the grids of each place mentioned, and whether the numbers
+        written drew a place's grids (then the chat does not choose among them)."""
         labels: list[str] = []
         sets: dict[tuple[object, ...], tuple[str, ...]] = {}
+        numbered: set[tuple[object, ...]] = set()
+        drawn = False
         for m in mentions:
             if m.label not in labels:
                 labels.append(m.label)
-            grids = self._resolve(norm, m)
+            grids, held, narrowed = self._resolve(norm, m)
+            drawn = drawn or held
             prev = sets.get(m.targets)
-            # the same place twice: a number given at any mention narrows it
-            if prev is None or len(grids) < len(prev):
+            # the same place twice: a number given at any mention narrows it, and the numbers
+            # of several mentions count together
+            if prev is None or (narrowed and m.targets not in numbered):
                 sets[m.targets] = grids
-        return labels, sets
+            elif narrowed:
+                sets[m.targets] = (*prev, *(g for g in grids if g not in prev))
+            if narrowed:
+                numbered.add(m.targets)
+        return labels, sets, drawn
 
     def _contested(self, norm: str, mentions: list[Mention]) -> list[Mention]:
         """Rule 1a: after each shadowed name, the longer names of other grids it may be part of.
@@ -248,8 +297,8 @@ class Router:
             for r in rivals:
                 if r.start <= m.start and m.end <= r.end:
                     if own is None:
-                        own = set(self._resolve(norm, m))
-                    if not own.issuperset(self._resolve(norm, r)):
+                        own = set(self._resolve(norm, m)[0])
+                    if not own.issuperset(self._resolve(norm, r)[0]):
                         out.append(r)
         return out
 
@@ -257,7 +306,7 @@ class Router:
         self, norm: str, fuzzy: list[Mention], chat_grid: str | None, here: list[str] | None
     ) -> RouteResult:
         """Rule 5: a homophone of a place name turns rule 4's answer into a question."""
-        labels, sets = self._candidates(norm, fuzzy)
+        labels, sets, _drawn = self._candidates(norm, fuzzy)
         cands: set[str] = set()
         for grids in sets.values():
             cands.update(grids)
