@@ -161,7 +161,9 @@ def sent_before(
         e.row_ids.append(row_id)
         for m in media:
             if m["kind"] == "location":
-                e.location = GeoPoint(m["lat"], m["lon"], m["datum"])  # the latest one wins
+                point = GeoPoint(m["lat"], m["lon"], m["datum"])
+                if point.usable():  # one stored before validation must not sink the report
+                    e.location = point  # the latest one wins
             else:
                 e.media.append(Media(m["kind"], m["file_id"]))
     return found

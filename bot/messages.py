@@ -10,12 +10,22 @@ from bot.capabilities import Capabilities
 from models.base import utcnow
 from models.enums import ChatKind
 
+DATUMS = frozenset({"wgs84", "gcj02"})
+
 
 @dataclass(frozen=True, slots=True)
 class GeoPoint:
     lat: float
     lon: float
     datum: str = "wgs84"  # or "gcj02" (Chinese web maps, WeChat)
+
+    def usable(self) -> bool:
+        """A point on Earth in a datum the router converts; anything else is dropped."""
+        try:
+            return self.datum in DATUMS and -90 <= float(self.lat) <= 90 \
+                and -180 <= float(self.lon) <= 180
+        except (TypeError, ValueError):
+            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +173,10 @@ class TransientSendError(SendError):
 
 class PermanentSendError(SendError):
     """The platform refused for good (blocked, chat gone, bad request): dead-letter now."""
+
+
+class Undeliverable(PermanentSendError):
+    """The channel lets no message reach this person now (outside its window, no template)."""
 
 
 class Sender(Protocol):

@@ -25,19 +25,34 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from bot.messages import Outbound, PermanentSendError, RetryLater, Sender, TransientSendError
+from bot.capabilities import FULL, Capabilities
+from bot.choices import remember as remember_choices
+from bot.messages import (
+    Action,
+    Outbound,
+    PermanentSendError,
+    RetryLater,
+    Sender,
+    TemplateNotice,
+    TemplateSender,
+    TransientSendError,
+    Undeliverable,
+)
 from bot.outbox_alerts import dead_letter_alerts
 from bot.ratelimit import RateLimiter
+from bot.render import render
+from bot.sqlutil import insert_for
+from bot.texts import t
 from config.settings import Settings
 from models.base import utcnow
 from models.enums import ChatKind, OutboxStatus
-from models.tickets import Outbox, SentMessage
+from models.tickets import InboundLog, Outbox, SentMessage, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -315,12 +330,13 @@ class OutboxWorker:
                     await self._failed(r, PermanentSendError(f"bad payload: {e}"))
                     continue
                 ext: str | None = None
+                offered: list[Action] = []
                 error: Exception | None = None
                 async with self._gate:
                     back = self._hold_back(r)
                     if back is None:
                         try:
-                            ext = await self._send(msg)
+                            ext, offered = await self._send(msg)
                         except Exception as e:
                             error = e
                 if back is not None:
@@ -331,7 +347,7 @@ class OutboxWorker:
                         await self._release(rows[i + 1 :], self._clock())
                         break
                     continue
-                await self._sent(r, ext)
+                await self._sent(r, ext, offered, msg.mention_user_id)
                 sent += 1
         except Exception:
             # the rows left in `sending` are claimed again once their lease runs out
@@ -354,17 +370,53 @@ class OutboxWorker:
         wait = self._limiter.try_acquire(r.channel, r.chat_id, r.chat_kind)
         return now + _delay(wait) if wait > 0 else None
 
-    async def _send(self, msg: Outbound) -> str | None:
+    async def _send(self, msg: Outbound) -> tuple[str | None, list[Action]]:
+        """Fit `msg` to its channel and send it: the last platform message id, and the
+        numbered choices it showed (for `_sent` to remember)."""
+        sender = self._senders[msg.channel]
+        caps: Capabilities = getattr(sender, "capabilities", FULL)  # test doubles may not say
+        if caps.window_hours is not None and msg.chat_kind == ChatKind.PRIVATE \
+                and await self._outside_window(msg, caps.window_hours):
+            return await self._timed(self._template(sender, msg, caps)), []
+        parts, offered = render(msg, caps)
+        ext: str | None = None
+        for part in parts:
+            ext = await self._timed(sender.send(part))
+        return ext, offered
+
+    async def _timed(self, sending: Awaitable[str | None]) -> str | None:
         limit = asyncio.timeout(self._timeout)
         try:
             async with limit:
-                return await self._senders[msg.channel].send(msg)
+                return await sending
         except TimeoutError as e:
             if not limit.expired():
                 raise
             raise SendTimedOut(
                 f"no answer within {self._timeout:g} s; it may have been delivered"
             ) from e
+
+    async def _outside_window(self, msg: Outbound, hours: float) -> bool:
+        """Has the person been silent longer than the channel lets us write freely?"""
+        async with self._sm() as s:
+            last = await s.scalar(select(func.max(InboundLog.received_at)).where(
+                InboundLog.channel == msg.channel, InboundLog.chat_id == msg.chat_id))
+        return last is None or last < self._clock() - timedelta(hours=hours)
+
+    async def _template(self, sender: Sender, msg: Outbound, caps: Capabilities) -> str | None:
+        """A template notification instead (number, state, time, a line), or undeliverable."""
+        number = state = None
+        if msg.ticket_id is not None:
+            async with self._sm() as s:
+                row = (await s.execute(select(Ticket.number, Ticket.state).where(
+                    Ticket.id == msg.ticket_id))).first()
+            number, state = row if row else (None, None)
+        if not caps.templates or number is None or not hasattr(sender, "send_template"):
+            raise Undeliverable("outside the channel's messaging window, and no template")
+        line = msg.text.split("\n", 1)[0][:60]
+        notice = TemplateNotice(msg.channel, msg.chat_id, number, t(f"state.{state}"),
+                                self._clock(), line)
+        return await cast(TemplateSender, sender).send_template(notice)
 
     async def _keep_leases(self) -> None:
         """Renew the leases of held rows every third of a lease, while any lane runs."""
@@ -517,10 +569,16 @@ class OutboxWorker:
             async with self._sm() as s, s.begin():
                 await s.execute(stmt)
 
-    async def _sent(self, r: _Row, ext: str | None) -> None:
+    async def _sent(self, r: _Row, ext: str | None, offered: list[Action] | None = None,
+                    addressee: str | None = None) -> None:
         now = self._clock()
         ext = None if ext is None else str(ext)[:64]
         async with self._sm() as s, s.begin():
+            if offered:
+                # in a group the choices are the addressee's; in private, the chat's
+                await remember_choices(s, r.channel, r.chat_id,
+                                       addressee if r.chat_kind == ChatKind.GROUP else None,
+                                       offered, now)
             await s.execute(
                 _by_id(r.id).values(
                     status=OutboxStatus.SENT.value,
@@ -532,23 +590,14 @@ class OutboxWorker:
                 )
             )
             if r.payload.get("remember") and ext is not None:
-                seen = await s.scalar(
-                    select(SentMessage.id).where(
-                        SentMessage.channel == r.channel,
-                        SentMessage.chat_id == r.chat_id,
-                        SentMessage.message_id == ext,
-                    )
-                )
-                if seen is None:
-                    s.add(
-                        SentMessage(
-                            channel=r.channel,
-                            chat_id=r.chat_id,
-                            message_id=ext,
-                            ticket_id=r.ticket_id,
-                            created_at=now,
-                        )
-                    )
+                # a platform that reuses a message id means the newest message by it: a reply
+                # to it must find this ticket, never an older one
+                stmt = insert_for(s, SentMessage).values(
+                    channel=r.channel, chat_id=r.chat_id, message_id=ext,
+                    ticket_id=r.ticket_id, created_at=now)
+                await s.execute(stmt.on_conflict_do_update(
+                    index_elements=["channel", "chat_id", "message_id"],
+                    set_={"ticket_id": stmt.excluded.ticket_id, "created_at": now}))
 
     async def _failed(self, r: _Row, exc: Exception) -> bool:
         """Record a failed try; True if the row will be retried (so its chat must wait)."""
@@ -597,7 +646,8 @@ class OutboxWorker:
                 for alert in await dead_letter_alerts(
                         s, row_id=r.id, channel=r.channel, chat_id=r.chat_id,
                         chat_kind=r.chat_kind, ticket_id=r.ticket_id,
-                        text=str(r.payload.get("text", ""))):
+                        text=str(r.payload.get("text", "")),
+                        undeliverable=isinstance(exc, Undeliverable)):
                     values = outbox_values(alert, now)
                     values["payload"]["alert"] = True  # a dead alert raises no alert of its own
                     s.add(Outbox(**values))

@@ -21,35 +21,44 @@ SNIPPET = 60
 
 async def dead_letter_alerts(
     s: AsyncSession, *, row_id: int, channel: str, chat_id: str, chat_kind: str,
-    ticket_id: int | None, text: str,
+    ticket_id: int | None, text: str, undeliverable: bool = False,
 ) -> list[Outbound]:
-    """Alerts for the ticket's community coordinators, else the command centre."""
+    """Alerts for the ticket's community coordinators, else the command centre.
+
+    A platform that failed is not trusted with its own alert: those go to staff on the same
+    platform only when it refused one message; `undeliverable` (the channel's rules, not
+    its health) reaches staff wherever they are.
+    """
     community_id = await s.scalar(select(Ticket.community_id).where(Ticket.id == ticket_id)) \
         if ticket_id is not None else None
-    targets = await _reachable(s, channel, StaffRole.COORDINATOR, community_id, chat_id) \
-        if community_id is not None else []
+    same = None if undeliverable else channel
+    targets = await _reachable(s, channel, StaffRole.COORDINATOR, community_id, chat_id,
+                               same) if community_id is not None else []
     if not targets:
-        targets = await _reachable(s, channel, StaffRole.CENTRE, None, chat_id)
+        targets = await _reachable(s, channel, StaffRole.CENTRE, None, chat_id, same)
     if not targets:
         log.error("outbox row %s is dead and nobody on %s can be alerted", row_id, channel)
         return []
     label = await _chat_label(s, channel, chat_id, chat_kind)
+    key = "outbox.undeliverable" if undeliverable else "outbox.dead_letter"
     return [
-        Outbound(channel=channel, chat_id=c.chat_id or "", chat_kind=ChatKind.PRIVATE,
-                 text=t("outbox.dead_letter", c.lang, chat=label, text=text[:SNIPPET]),
-                 ticket_id=ticket_id)
+        Outbound(channel=c.channel or channel, chat_id=c.chat_id or "",
+                 chat_kind=ChatKind.PRIVATE,
+                 text=t(key, c.lang, chat=label, text=text[:SNIPPET]), ticket_id=ticket_id)
         for c in targets
     ]
 
 
 async def _reachable(
-    s: AsyncSession, channel: str, role: StaffRole, community_id: int | None, dead_chat: str
+    s: AsyncSession, channel: str, role: StaffRole, community_id: int | None, dead_chat: str,
+    only: str | None,
 ) -> list[directory.Contact]:
     found = await directory.staff(s, role, community_id=community_id, prefer_channel=channel)
     seen: dict[str, directory.Contact] = {}
     for _a, c in found:
-        # only on the same platform, and never the dead chat itself
-        if c.channel == channel and c.chat_id is not None and c.chat_id != dead_chat:
+        # never the dead chat itself
+        if (only is None or c.channel == only) and c.chat_id is not None \
+                and (c.channel, c.chat_id) != (channel, dead_chat):
             seen.setdefault(c.chat_id, c)
     return list(seen.values())
 

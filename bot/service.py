@@ -53,6 +53,9 @@ class Core:
     async def on_message(self, ib: Inbound) -> Handled:
         ib.text = strip_invisible(ib.text)
         ib.sender_name = strip_invisible(ib.sender_name)
+        if ib.location is not None and not ib.location.usable():
+            log.warning("dropped an unusable location from %s", ib.channel)
+            ib.location = None
         ctx = Ctx(ib.channel, ib.sender_id, ib.sender_name, ib.chat_id, ib.chat_kind,
                   ib.message_id)
         text = ib.text.strip()

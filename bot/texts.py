@@ -107,6 +107,7 @@ ZH: dict[str, str] = {
     "escalate.ack": "【超时未接单】工单 {number}（{grid}），时限 {due}。",
     "escalate.resolve": "【超时未办结】工单 {number}（{grid}），时限 {due}。",
     "outbox.dead_letter": "【消息发送失败】发给 {chat} 的消息多次发送失败，已停止重试：{text}",
+    "outbox.undeliverable": "【无法送达】{chat} 已超过平台允许的时间没有发来消息，这条通知发不出去，请另行联系：{text}",
     # onboarding / admin
     "start.welcome": "您好，我是网格报事助手。直接发送要反映的问题（可附照片、位置），我会转给所在网格的网格员。",
     "start.follow": "已关注工单 {number}，有进展会私聊告诉您。",
@@ -253,6 +254,7 @@ EN: dict[str, str] = {
     "escalate.ack": "[Not acknowledged] Ticket {number} ({grid}), due {due}.",
     "escalate.resolve": "[Not resolved] Ticket {number} ({grid}), due {due}.",
     "outbox.dead_letter": "[Delivery failed] A message to {chat} failed repeatedly and was dropped: {text}",
+    "outbox.undeliverable": "[Undeliverable] {chat} has not written for longer than the platform allows, so this notice cannot be sent; please reach them another way: {text}",
     "start.welcome": (
         "Hello, I'm the grid report assistant. Send me the problem (photos and a location "
         "welcome) and I'll pass it to the grid worker."

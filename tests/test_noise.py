@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from bot.messages import GeoPoint, Inbound
+from models.enums import ChatKind
 from models.enums import TicketState as S
-from models.tickets import Attachment, TicketEvent
+from models.tickets import Attachment, InboundLog, TicketEvent
 from tests.fakes import BOT_USERNAME, make_message_update
 from tests.test_telegram_flow import (
     COORD,
@@ -152,3 +154,23 @@ async def test_a_photo_sent_after_a_report_joins_it(staffed: Flow) -> None:
     assert flow.texts(GROUP)[-1] == f"已把照片补充到工单 {tk.number}。"
     assert sum("已把照片补充到工单" in x for x in flow.texts(GROUP)) == 2  # one for each
     assert len(await tickets(flow.tg)) == 1
+
+
+async def test_an_unusable_location_is_dropped_not_fatal(staffed: Flow) -> None:
+    flow = staffed
+    core = flow.tg.app.core
+    bad = GeoPoint(35.96, 111.85, "bd09")  # a datum the router does not convert
+    await core.on_message(Inbound("telegram", "700:9001", str(RESIDENT), ChatKind.PRIVATE,
+                                  str(RESIDENT), "张大妈", location=bad, message_id="9001"))
+    # one stored by an older version, before locations were checked, must not sink a report
+    async with flow.tg.app.deps.sm() as s, s.begin():
+        s.add(InboundLog(channel="telegram", external_id="700:9002", chat_id=str(RESIDENT),
+                         sender_id=str(RESIDENT), has_media=True,
+                         media=[{"kind": "location", "lat": 999, "lon": 0, "datum": "bd09"}],
+                         received_at=flow.tg.clock()))
+    done = await core.on_message(Inbound(
+        "telegram", "700:9003", str(RESIDENT), ChatKind.PRIVATE, str(RESIDENT), "张大妈",
+        text="南关农贸市场门口垃圾没人清", message_id="9003"))
+    assert done.kind == "report" and done.outcome is not None
+    made = await tickets(flow.tg)
+    assert len(made) == 1 and made[0].lat is None and made[0].state == S.ASSIGNED

@@ -621,3 +621,27 @@ async def test_postgres_row_locked_by_another_claim_holds_back_its_chat(
         assert sender.texts("X") == ["x1", "x2"]
     finally:
         await engine.dispose()
+
+
+async def test_a_reused_message_id_points_at_the_newest_ticket(
+    sm: Maker, sender: FakeSender, clock: FakeClock
+) -> None:
+    first = await seed_ticket(sm)
+    async with sm() as s, s.begin():
+        row = (await s.execute(select(Ticket).where(Ticket.id == first))).scalar_one()
+        values = {c.key: getattr(row, c.key) for c in Ticket.__table__.columns if c.key != "id"}
+        second = int(await s.scalar(insert(Ticket).values(
+            **{**values, "number": "FS-20260303-0002"}).returning(Ticket.id)))
+
+    async def same_id(msg: Outbound) -> str | None:  # a channel whose ids start again
+        await FakeSender.send(sender, msg)
+        return "m1"
+
+    sender.send = same_id  # type: ignore[method-assign]
+    await put(sm, clock, private("w1", "card 1", ticket_id=first, remember=True))
+    assert await worker(sm, sender, clock).run_once() == 1
+    await put(sm, clock, private("w1", "card 2", ticket_id=second, remember=True))
+    assert await worker(sm, sender, clock).run_once() == 1
+    async with sm() as s:
+        rows_ = list(await s.scalars(select(SentMessage)))
+    assert [(r.message_id, r.ticket_id) for r in rows_] == [("m1", second)]

@@ -1,0 +1,151 @@
+"""The whole story, report to closed, on a channel with no buttons, no quoting and 600-character
+texts: words and numbered choices only. Then the 48-hour window and its templates."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import App, build_app
+from bot.deps import Ctx
+from bot.onboarding import create_invite
+from config.settings import Settings
+from models.enums import ChatKind, OutboxStatus, StaffRole
+from models.enums import TicketState as S
+from models.tickets import Outbox, Ticket
+from tests.conftest import FakeClock
+from tests.fakes.minimal import CHANNEL, MINIMAL, MinimalChat, MinimalSender
+
+RESIDENT, WORKER, COORD = "r700", "w501", "c503"
+NUMBER = re.compile(r"FS-\d{8}-\d{4}")
+
+
+@pytest.fixture
+async def minimal(loaded_settings: Settings, clock: FakeClock
+                  ) -> AsyncIterator[tuple[App, MinimalSender, MinimalChat]]:
+    sender = MinimalSender()
+    app = await build_app(loaded_settings, {CHANNEL: sender}, clock=clock)
+    try:
+        yield app, sender, MinimalChat()
+    finally:
+        await app.close()
+
+
+async def _deliver(app: App, clock: FakeClock) -> None:
+    for _ in range(50):
+        sent = await app.outbox.run_once()
+        clock.advance(1.1)
+        if not sent:
+            async with app.deps.sm() as s:
+                left = await s.scalar(select(Outbox.id).where(
+                    Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])))
+            if left is None:
+                return
+    raise AssertionError("the outbox did not drain")
+
+
+async def _join(app: App, user: str, role: StaffRole, **scope: str) -> None:
+    async with app.deps.sm() as s, s.begin():
+        inv = await create_invite(s, role, grid=scope.get("grid"),
+                                  community=scope.get("community"), now=app.deps.clock(),
+                                  ttl_days=7)
+    # the channel's own way in (a QR scan, a link) hands the code to the core
+    await app.core.on_start(Ctx(CHANNEL, user, user, user, ChatKind.PRIVATE, f"join-{user}"),
+                            inv.code)
+
+
+async def test_report_to_closed_with_words_and_numbers_only(
+        minimal: tuple[App, MinimalSender, MinimalChat], clock: FakeClock) -> None:
+    app, sender, chat = minimal
+    await _join(app, WORKER, StaffRole.WORKER, grid="FN-02")
+    await app.core.on_message(chat.private(RESIDENT, "南关农贸市场门口垃圾堆了三天没人清运",
+                                           name="张大妈"))
+    await _deliver(app, clock)
+    receipt = sender.texts(RESIDENT)[-1]
+    m = NUMBER.search(receipt)
+    assert m and "已派给南关网格员处理" in receipt
+    number = m.group(0)
+    card = next(x for x in sender.texts(WORKER) if number in x)
+    # the card's buttons arrive as numbered choices
+    assert "回复数字选择：\n1. 接单\n2. 办结\n3. 退回\n4. 转派\n5. 改类别" in card
+
+    await app.core.on_message(chat.private(WORKER, "1"))  # 接单, by its number
+    await _deliver(app, clock)
+    assert sender.texts(WORKER)[-1].startswith(f"已接单：{number}")
+    await app.core.on_message(chat.private(WORKER, f"进展 {number} 已联系环卫所"))
+    await app.core.on_message(chat.private(WORKER, f"办结 {number} 已清运完毕"))
+    await _deliver(app, clock)
+    ask = sender.texts(RESIDENT)[-1]
+    assert f"工单 {number} 已办结：已清运完毕" in ask
+    assert ask.endswith("回复数字选择：\n1. 满意\n2. 基本满意\n3. 不满意")
+
+    await app.core.on_message(chat.private(RESIDENT, "1"))
+    await _deliver(app, clock)
+    assert sender.texts(RESIDENT)[-1] == f"感谢评价！工单 {number} 已结案。"
+    async with app.deps.sm() as s:
+        ticket = await s.scalar(select(Ticket).where(Ticket.number == number))
+    assert ticket is not None and ticket.state == S.CLOSED and ticket.satisfaction == "satisfied"
+    # a number with nothing offered is just a message, not someone else's choice
+    await app.core.on_message(chat.private(RESIDENT, "2"))
+    await _deliver(app, clock)
+    async with app.deps.sm() as s:
+        assert (await s.get(Ticket, ticket.id)).satisfaction == "satisfied"  # type: ignore[union-attr]
+
+
+async def test_long_texts_are_split_at_the_channels_limit(
+        minimal: tuple[App, MinimalSender, MinimalChat], clock: FakeClock) -> None:
+    app, sender, chat = minimal
+    await _join(app, WORKER, StaffRole.WORKER, grid="FN-02")
+    long = "南关农贸市场门口" + "垃圾堆了好几天没人清运，气味很大。" * 60
+    await app.core.on_message(chat.private(RESIDENT, long))
+    await _deliver(app, clock)
+    parts = [m for m in sender.sent if m.chat_id == WORKER]
+    assert len(parts) >= 2 and all(len(m.text) <= 600 for m in parts)
+    assert parts[-1].text.endswith("5. 改类别")  # the choices come last, after the whole text
+
+
+async def test_outside_the_window_a_template_goes_instead(
+        minimal: tuple[App, MinimalSender, MinimalChat], clock: FakeClock) -> None:
+    app, sender, chat = minimal
+    await _join(app, WORKER, StaffRole.WORKER, grid="FN-02")
+    await app.core.on_message(chat.private(RESIDENT, "南关农贸市场门口垃圾没人清",
+                                           at=clock()))
+    await _deliver(app, clock)
+    number = NUMBER.search(sender.texts(RESIDENT)[-1]).group(0)  # type: ignore[union-attr]
+    clock.advance(hours=49)  # the resident has said nothing since
+    await app.core.on_message(chat.private(WORKER, f"接单 {number}"))
+    await _deliver(app, clock)
+    assert not any("已由网格员" in x for x in sender.texts(RESIDENT))
+    notice = sender.templates[-1]
+    assert notice.chat_id == RESIDENT and notice.number == number and notice.state == "已接单"
+    assert notice.line.startswith(f"您的工单 {notice.number} 已由网格员") and "接单" in notice.line
+
+
+async def test_with_no_template_the_message_is_undeliverable_and_the_coordinator_told(
+        loaded_settings: Settings, clock: FakeClock) -> None:
+    sender = MinimalSender(capabilities=replace(MINIMAL, templates=False))
+    app = await build_app(loaded_settings, {CHANNEL: sender}, clock=clock)
+    try:
+        chat = MinimalChat()
+        await _join(app, WORKER, StaffRole.WORKER, grid="FN-02")
+        await app.core.on_message(chat.private(RESIDENT, "南关农贸市场门口垃圾没人清",
+                                               at=clock()))
+        await _deliver(app, clock)
+        number = NUMBER.search(sender.texts(RESIDENT)[-1]).group(0)  # type: ignore[union-attr]
+        clock.advance(hours=49)
+        await _join(app, COORD, StaffRole.COORDINATOR, community="FN")
+        await app.core.on_message(chat.private(WORKER, f"接单 {number}"))
+        await _deliver(app, clock)
+        assert not any("已由网格员" in x for x in sender.texts(RESIDENT))
+        told = [x for x in sender.texts(COORD) if x.startswith("【无法送达】")]
+        assert len(told) == 1 and number in told[0], sender.texts(COORD)
+        async with app.deps.sm() as s:
+            dead = (await s.scalars(select(Outbox.last_error).where(
+                Outbox.status == OutboxStatus.DEAD))).all()
+        assert dead and all("messaging window" in (e or "") for e in dead)
+    finally:
+        await app.close()
