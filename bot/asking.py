@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import timedelta
 
 from sqlalchemy import delete
@@ -20,7 +21,7 @@ INPUT_MINUTES = 30
 
 
 
-def check(ticket: Ticket, to: S, actor: Actor, expect: set[S]) -> None:
+def check(ticket: Ticket, to: S, actor: Actor, expect: AbstractSet[S]) -> None:
     # who may ever do this comes first, so a stranger learns nothing about the ticket's state
     if not any(target == to and roles & actor.roles for (_f, target), roles in TRANSITIONS.items()):
         raise Refused(t("worker.not_allowed", actor.lang))

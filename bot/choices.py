@@ -46,7 +46,7 @@ async def chosen(s: AsyncSession, channel: str, chat_id: str, user_id: str, n: i
     rows = (await s.execute(select(OfferedChoice.user_id, OfferedChoice.actions).where(
         OfferedChoice.channel == channel, OfferedChoice.chat_id == chat_id,
         OfferedChoice.user_id.in_([user_id, ""]), OfferedChoice.created_at > now - KEEP))).all()
-    offers = dict(rows)
+    offers: dict[str, list[dict[str, Any]]] = {u: a for u, a in rows}
     actions = offers.get(user_id) or offers.get("")
     if not actions or not 0 < n <= len(actions):
         return None

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -133,7 +133,8 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
-    d = _LineDict(loader.construct_mapping(node, deep=True))
+    # keys stay as YAML typed them (holidays.yaml has dates); the annotation says str
+    d = _LineDict(cast(dict[str, Any], loader.construct_mapping(node, deep=True)))
     d.line = node.start_mark.line + 1
     return d
 

@@ -263,21 +263,21 @@ async def _staff(
                 _tally(people_c, created, changed)
                 touched_people.add(person.id)
             key = (person.id, role, grid.id)
-            a = by_key.get(key)
-            a_created = a is None
-            if a is None:
-                a = StaffAssignment(person_id=person.id, role=role, grid_id=grid.id,
-                                    source="import")
-                session.add(a)
-                by_key[key] = a
-            _tally(assign_c, a_created, _assign(a, {"active": True, "source": "import"}))
+            found = by_key.get(key)
+            a_created = found is None
+            if found is None:
+                found = StaffAssignment(person_id=person.id, role=role, grid_id=grid.id,
+                                        source="import")
+                session.add(found)
+                by_key[key] = found
+            _tally(assign_c, a_created, _assign(found, {"active": True, "source": "import"}))
             now.add(key)
 
     gone_people: set[int] = set()
     for key in previously - now:
-        a = by_key.get(key)
-        if a is not None and a.active:
-            a.active = False
+        gone = by_key.get(key)
+        if gone is not None and gone.active:
+            gone.active = False
             assign_c.deactivated += 1
             gone_people.add(key[0])
     await session.flush()
@@ -303,12 +303,12 @@ async def _calendar(session: AsyncSession, days: tuple[tuple[date, bool], ...],
             await session.delete(row)
             c.removed += 1
     for day, workday in wanted.items():
-        row = existing.get(day)
-        if row is None:
+        have = existing.get(day)
+        if have is None:
             session.add(CalendarDay(day=day, workday=workday))
             c.created += 1
-        elif row.workday != workday:
-            row.workday = workday
+        elif have.workday != workday:
+            have.workday = workday
             c.updated += 1
         else:
             c.unchanged += 1

@@ -43,7 +43,7 @@ class Post:
     community_id: int | None
 
 
-def _with_accounts(q: Select[Any]) -> Select[Any]:
+def _with_accounts(q: Select) -> Select:  # bare: its type arity differs in SQLAlchemy 2.0 and 2.1
     return (q.add_columns(Person.name, Identity.channel, Identity.private_chat_id,
                           Identity.language)
             .outerjoin(Identity, Identity.person_id == Person.id)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 from bot import directory, notify
 from bot import intake_lookups as lookups
@@ -37,12 +37,12 @@ from models.tickets import (
 
 # RETURNING the unique number with the id: asking SQLAlchemy to keep row order instead
 # makes SQLite insert row by row
-_INSERT_TICKETS = Ticket.__table__.insert().returning(Ticket.__table__.c.number,
-                                                      Ticket.__table__.c.id)
-_INSERT_EVENTS = TicketEvent.__table__.insert()
-_INSERT_OUTBOX = Outbox.__table__.insert()
-_INSERT_LOG = InboundLog.__table__.insert()
-_INSERT_ATTACHMENTS = Attachment.__table__.insert()
+_TICKETS = cast(Table, Ticket.__table__)
+_INSERT_TICKETS = _TICKETS.insert().returning(_TICKETS.c.number, _TICKETS.c.id)
+_INSERT_EVENTS = cast(Table, TicketEvent.__table__).insert()
+_INSERT_OUTBOX = cast(Table, Outbox.__table__).insert()
+_INSERT_LOG = cast(Table, InboundLog.__table__).insert()
+_INSERT_ATTACHMENTS = cast(Table, Attachment.__table__).insert()
 
 
 @dataclass(slots=True)
@@ -205,7 +205,8 @@ class Batch:
             events[i] = opening(ticket, routed=ticket.grid_id is not None, now=now, cfg=self.sla,
                                 held=f"一分钟内超过 {self.per_minute} 条" if i in scr.held else "",
                                 assignee_id=worker.person_id if worker else None)
-        ids = dict(conn.execute(_INSERT_TICKETS, [tk.values() for tk in tickets.values()]).all())
+        ids: dict[str, int] = {number: tid for number, tid in conn.execute(
+            _INSERT_TICKETS, [tk.values() for tk in tickets.values()])}
         for ticket in tickets.values():
             ticket.id = ids[ticket.number]
         conn.execute(_INSERT_EVENTS, [
@@ -286,8 +287,7 @@ class Batch:
         out: list[Outbound] = []
         coordinators = directory.staff_on(
             conn, StaffRole.COORDINATOR, "community",
-            {tickets[i].community_id for i in first.values()
-             if tickets[i].community_id is not None})
+            {cid for i in first.values() if (cid := tickets[i].community_id) is not None})
         for i in first.values():
             ib, tk = reports[i], tickets[i]
             out.append(Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,

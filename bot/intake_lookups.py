@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from bot.intake_screen import Recent, stored_key
 from bot.messages import GeoPoint, Inbound, Media
@@ -63,7 +63,7 @@ _LAST_REPEAT = (
     .group_by(TicketEvent.ticket_id))
 _CLAIM = (update(InboundLog).where(InboundLog.id.in_(bindparam("ids", expanding=True)))
           .values(has_media=False, ticket_id=bindparam("ticket_id")))
-_ATTACH = Attachment.__table__.insert()
+_ATTACH = cast(Table, Attachment.__table__).insert()
 
 
 def attachments(tid: int, channel: str, media: list[Media], now: datetime) -> list[dict[str, Any]]:
@@ -74,7 +74,8 @@ def attachments(tid: int, channel: str, media: list[Media], now: datetime) -> li
 def drop_seen(conn: Connection, inbounds: list[Inbound]) -> list[int]:
     """Indexes of the messages never seen before (platforms redeliver; so do batches)."""
     keys = {(ib.channel, ib.external_id) for ib in inbounds}
-    seen = set(conn.execute(_SEEN, {"ids": [k[1] for k in keys]}).all())
+    seen: set[tuple[str, str]] = {
+        (ch, ext) for ch, ext in conn.execute(_SEEN, {"ids": [k[1] for k in keys]})}
     fresh: list[int] = []
     for i, ib in enumerate(inbounds):
         key = (ib.channel, ib.external_id)
@@ -161,7 +162,7 @@ def sent_before(
         e.row_ids.append(row_id)
         for m in media:
             if m["kind"] == "location":
-                point = GeoPoint(m["lat"], m["lon"], m["datum"])
+                point = GeoPoint(float(m["lat"]), float(m["lon"]), str(m["datum"]))
                 if point.usable():  # one stored before validation must not sink the report
                     e.location = point  # the latest one wins
             else:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import actions, assign, by_words, choices, directory, onboarding, queries, tell, words
@@ -326,7 +327,7 @@ class Core:
             channel=ctx.channel, external_id=key[:96], chat_id=ctx.chat_id,
             sender_id=ctx.user_id, media=[], has_media=False, received_at=self.deps.clock(),
         ).on_conflict_do_nothing(index_elements=["channel", "external_id"]))
-        return bool(done.rowcount)
+        return bool(cast(CursorResult[Any], done).rowcount)
 
     async def on_notice(self, ctx: Ctx, text: str) -> None:
         async with self.deps.sm() as s, s.begin():
