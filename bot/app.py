@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.county_index import CountyHolder
 from bot.deps import Deps
+from bot.health import Health
 from bot.intake import IntakeWriter
 from bot.messages import Sender
 from bot.notify import FollowLink
@@ -23,6 +24,7 @@ from bot.outbox import OutboxWorker
 from bot.service import Core
 from bot.sla import SlaConfig
 from bot.sweeper import run_sweeper
+from bot.texts import use_language
 from config.settings import Settings
 from models.base import utcnow
 from models.county import Grid
@@ -65,6 +67,7 @@ class App:
     outbox: OutboxWorker
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    health: Health = field(default_factory=Health)  # the edge reports each channel here
 
     def start_background(self, *, outbox: bool = True, sweeper: bool = True) -> None:
         if outbox:
@@ -103,6 +106,7 @@ async def build_app(
     follow_link: FollowLink = lambda _c, _n: None,
     clock: Callable[[], datetime] = utcnow,
 ) -> App:
+    use_language(settings.language)
     await prepare_database(settings)
     engine = make_engine(settings.database_url)
     sm = make_sessionmaker(engine)
@@ -116,7 +120,9 @@ async def build_app(
     intake = IntakeWriter(
         engine, county, deps.sla, prefix=settings.ticket_prefix,
         media_window=timedelta(seconds=settings.media_window_seconds), clock=clock,
-        follow_link=follow_link, on_commit=outbox.wake, batch_max=settings.intake_batch_max)
+        follow_link=follow_link, on_commit=outbox.wake, batch_max=settings.intake_batch_max,
+        repeat_window=timedelta(seconds=settings.repeat_window_seconds),
+        per_minute=settings.reports_per_minute)
     app = App(settings, engine, deps, Core(deps, intake), intake, outbox)
     # everything built so far (routing index, models, libraries) lives as long as the process:
     # keep it out of full collections, which otherwise pause intake for ~200 ms each

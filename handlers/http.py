@@ -1,6 +1,13 @@
-"""The service's HTTP port: /healthz always; platform webhooks mount here too."""
+"""The service's HTTP port: /healthz always; platform webhooks mount here too.
+
+/healthz answers 503 when the database is unreachable or a channel's intake is stuck (see
+`bot.health`), so a supervisor or load balancer can act on it; the body says which.
+"""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -9,20 +16,37 @@ from bot.app import App
 from models.enums import OutboxStatus
 from models.tickets import Outbox
 
+log = logging.getLogger(__name__)
+
 APP_KEY = web.AppKey("grid_app", App)
 
 
 async def healthz(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
+    channels = app.health.report()
+    problems = app.health.problems()
+    pending_now = Outbox.status == OutboxStatus.PENDING
     try:
         async with app.deps.sm() as s:
-            pending = await s.scalar(select(func.count()).select_from(Outbox).where(
-                Outbox.status == OutboxStatus.PENDING))
-            dead = await s.scalar(select(func.count()).select_from(Outbox).where(
-                Outbox.status == OutboxStatus.DEAD))
-    except Exception:
-        return web.json_response({"ok": False, "db": "unreachable"}, status=503)
-    return web.json_response({"ok": True, "outbox_pending": pending, "outbox_dead": dead})
+            pending, dead, oldest = (await s.execute(select(
+                func.count().filter(pending_now),
+                func.count().filter(Outbox.status == OutboxStatus.DEAD),
+                func.min(Outbox.created_at).filter(pending_now)))).one()
+    except Exception as e:
+        log.warning("healthz: database unreachable (%s)", type(e).__name__)
+        return web.json_response({"ok": False, "db": "unreachable", "channels": channels,
+                                  "problems": [*problems, "database unreachable"]}, status=503)
+    body: dict[str, Any] = {
+        "ok": not problems,
+        "outbox_pending": pending,
+        "outbox_dead": dead,
+        "outbox_oldest_pending_seconds":
+            None if oldest is None else round((app.deps.clock() - oldest).total_seconds(), 1),
+        "channels": channels,
+    }
+    if problems:
+        body["problems"] = problems
+    return web.json_response(body, status=503 if problems else 200)
 
 
 def make_web_app(app: App) -> web.Application:

@@ -140,6 +140,9 @@ async def test_report_to_closed_ticket_over_http(svc: Service, api: FakeBotAPI) 
     await svc.start()
     health = await healthz(svc)
     assert health["ok"] is True and health["outbox_dead"] == 0
+    telegram = health["channels"]["telegram"]
+    assert telegram["mode"] == "polling" and telegram["ok"] is True
+    assert telegram["stale_after_seconds"] == 33  # 3 × the 1 s polling timeout + 30
     chat = Chat(api)
 
     chat.say(WORKER, f"/start {worker_code}")
@@ -187,7 +190,7 @@ async def test_report_to_closed_ticket_over_http(svc: Service, api: FakeBotAPI) 
 
     # someone else's tap on the resident's buttons changes nothing
     stranger = chat.tap(COORD, rating, "不满意")
-    assert "只能查询您自己报的工单" in await answer_to(svc, stranger)
+    assert "只有报事人可以评价这张工单" in await answer_to(svc, stranger)
 
     rate = chat.tap(RESIDENT, rating, "满意")
     assert await answer_to(svc, rate) == f"感谢评价！工单 {number} 已结案。"
@@ -324,4 +327,6 @@ async def test_reply_survives_500_and_429(svc: Service, api: FakeBotAPI) -> None
         "SELECT status, attempts FROM outbox WHERE chat_id = ? AND status = 'sent'",
         str(GROUP)), "the reply recorded as sent")
     assert row == [("sent", 3)]
-    assert (await healthz(svc))["outbox_pending"] == 0
+    health = await healthz(svc)
+    assert health["outbox_pending"] == 0 and health["outbox_oldest_pending_seconds"] is None
+    assert 0 <= health["channels"]["telegram"]["seconds_since_poll"] < 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.recording import message_update_json
 from tests.procs import Service, WriteLock
+from tests.test_poller_faults import old_poll
 
 GROUP = -1001000888
 RESIDENT = 7101
@@ -117,3 +119,39 @@ async def test_webhook_answers_after_the_commit_and_once(
         lambda m: m["chat_id"] == GROUP and "/my" in m.get("text", ""), WAIT, start=mark))
     replies = [t for t in api.sent_texts(GROUP) if "已受理，工单号" in t]
     assert len(replies) == 2 and sum(number in t for t in replies) == 1
+
+
+async def test_a_body_that_is_not_an_update_gets_400_without_a_traceback(
+        svc: Service, api: FakeBotAPI, http: aiohttp.ClientSession) -> None:
+    await svc.start()
+    await svc.within(api.wait_for_call("setWebhook", timeout=WAIT))
+    bodies = [
+        b"{not json",
+        b"\xff\xfe\x00",  # not UTF-8
+        b"[1, 2]",
+        json.dumps({"message": {"text": "no update_id"}}).encode(),
+        json.dumps(old_poll(6, GROUP)).encode(),  # shaped by an older Bot API
+    ]
+    for body in bodies:
+        async with http.post(f"{svc.base_url}/tg/webhook", data=body, headers={
+                HEADER: SECRET, "Content-Type": "application/json"}) as r:
+            assert r.status == 400, body
+    # the wrong secret is still refused before the body is looked at
+    async with http.post(f"{svc.base_url}/tg/webhook", data=b"{not json",
+                         headers={HEADER: "guess"}) as r:
+        assert r.status == 401
+    assert svc.scalar("SELECT count(*) FROM inbound_log") == 0
+
+    # and the next real update goes through
+    assert await post(http, svc, report(7, 14)) == 200
+    assert tickets(svc) == 1
+    async with http.get(f"{svc.base_url}/healthz") as r:
+        assert r.status == 200
+        telegram = (await r.json())["channels"]["telegram"]
+    assert telegram["mode"] == "webhook" and telegram["ok"] is True
+    assert 0 <= telegram["seconds_since_update"] < 5
+
+    assert await svc.current.stop() == 0
+    log = svc.current.log()
+    assert log.count("webhook body is not an update aiogram") == len(bodies)
+    assert "Traceback" not in log

@@ -6,18 +6,25 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
+from aiogram import __version__ as aiogram_version
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
 
 from bot.app import App, build_app
+from bot.health import ChannelHealth
+from bot.notify import FollowLink
 from config.settings import Settings
 from handlers.http import make_web_app, start_site
-from handlers.telegram.polling import Poller
+from handlers.telegram.polling import Poller, stale_after
 from handlers.telegram.routers import build_routers
 from handlers.telegram.sender import TelegramSender
 from models.enums import Channel
@@ -40,7 +47,36 @@ def make_dispatcher(app: App) -> Dispatcher:
     return dp
 
 
-def follow_link_for(username: str | None):  # type: ignore[no-untyped-def]
+class WebhookHandler(SimpleRequestHandler):
+    """aiogram's webhook handler; a body that is not an update gets 400 and one log line.
+
+    aiogram parses the body inside its handler, so a malformed one (or an update of a shape
+    the installed aiogram cannot read) surfaced as a 500 with a traceback.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, *, secret_token: str,
+                 health: ChannelHealth | None = None, **data: Any) -> None:
+        super().__init__(dispatcher, bot, handle_in_background=False, secret_token=secret_token,
+                         **data)
+        self.health = health
+
+    async def _handle_request(self, bot: Bot, request: web.Request) -> web.Response:
+        try:
+            # pydantic's ValidationError and json's JSONDecodeError are both ValueErrors
+            update = Update.model_validate(await request.json(loads=bot.session.json_loads),
+                                           context={"bot": bot})
+        except ValueError as e:
+            log.warning("webhook body is not an update aiogram %s can read (%s); answered 400",
+                        aiogram_version, type(e).__name__)
+            return web.Response(status=400, text="Bad Request")
+        result: TelegramMethod[Any] | None = await self.dispatcher.feed_webhook_update(
+            bot, update, **self.data)
+        if self.health is not None:
+            self.health.ok()
+        return web.Response(body=self._build_response_writer(bot=bot, result=result))
+
+
+def follow_link_for(username: str | None) -> FollowLink:
     def link(channel: str, number: str) -> str | None:
         if channel != Channel.TELEGRAM or not username:
             return None
@@ -59,12 +95,16 @@ async def serve(settings: Settings) -> None:
     dp = make_dispatcher(app)
     web_app = make_web_app(app)
     webhook = settings.telegram_webhook_url
+    timeout = settings.telegram_polling_timeout
+    # registered before /healthz answers, so it never reports a process without its channel
+    health = (app.health.channel("telegram", "webhook") if webhook else app.health.channel(
+        "telegram", "polling", success="poll", stale_after=stale_after(timeout)))
+    secret = ""
     if webhook:
-        secret = settings.telegram_webhook_secret
-        if secret is None:
+        if settings.telegram_webhook_secret is None:
             raise SystemExit("TELEGRAM_WEBHOOK_SECRET must be set with TELEGRAM_WEBHOOK_URL")
-        SimpleRequestHandler(dp, bot, handle_in_background=False,
-                             secret_token=secret.get_secret_value()).register(
+        secret = settings.telegram_webhook_secret.get_secret_value()
+        WebhookHandler(dp, bot, secret_token=secret, health=health).register(
             web_app, path=urlsplit(webhook).path or "/")
     runner = await start_site(web_app, settings.http_host, settings.http_port)
     loop = asyncio.get_running_loop()
@@ -73,13 +113,13 @@ async def serve(settings: Settings) -> None:
     app.start_background()
     try:
         if webhook:
-            await bot.set_webhook(webhook, secret_token=secret.get_secret_value(),
+            await bot.set_webhook(webhook, secret_token=secret,
                                   allowed_updates=dp.resolve_used_update_types())
             log.info("webhook mode on %s:%s", settings.http_host, settings.http_port)
             await app.stop.wait()
         else:
             log.info("polling mode; /healthz on %s:%s", settings.http_host, settings.http_port)
-            await Poller(bot, dp, settings.telegram_polling_timeout).run(app.stop)
+            await Poller(bot, dp, timeout, health).run(app.stop)
     finally:
         await runner.cleanup()
         await app.close()

@@ -139,6 +139,14 @@ class _Fault:
     description: str | None
 
 
+@dataclass(slots=True)
+class _Stall:
+    method: str
+    chat_id: ChatId | None
+    seconds: float
+    count: int
+
+
 class ApiError(Exception):
     def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
         super().__init__(description)
@@ -226,6 +234,7 @@ class FakeBotAPI:
         self._next_message_id = first_message_id
         self._next_file = 1
         self._faults: dict[str, deque[_Fault]] = {}
+        self._stalls: list[_Stall] = []
         self._changed = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -332,6 +341,26 @@ class FakeBotAPI:
         name = self._canonical.get(method.lower(), method)
         fault = _Fault(status, retry_after, description)
         self._faults.setdefault(name, deque()).extend([fault] * count)
+
+    def stall(
+        self, method: str, seconds: float, *, chat_id: ChatId | None = None, count: int = 1
+    ) -> None:
+        """The next ``count`` calls of ``method`` (to ``chat_id`` only, if given) are answered
+        ``seconds`` late, or as soon as the fake closes: a Telegram that took the request and
+        hangs. The call is in ``calls`` with ``status`` None while it hangs; then it is answered
+        as usual (a queued ``fail_next`` fault included).
+        """
+        name = self._canonical.get(method.lower(), method)
+        self._stalls.append(_Stall(name, chat_id, seconds, count))
+
+    def _take_stall(self, call: ApiCall) -> float | None:
+        for stall in self._stalls:
+            if stall.method == call.method and stall.chat_id in (None, call.chat_id):
+                stall.count -= 1
+                if stall.count <= 0:
+                    self._stalls.remove(stall)
+                return stall.seconds
+        return None
 
     def add_chat(
         self,
@@ -457,6 +486,10 @@ class FakeBotAPI:
         params, files = await self._parse(request)
         call = ApiCall(name, params, params.get("chat_id"), files)
         self.calls.append(call)
+        stall = self._take_stall(call)
+        if stall is not None:
+            self._notify()  # waiters may look for the call that now hangs
+            await self._wait_for(lambda: self._closing, stall)
         try:
             status, body = await self._respond(call)
         except Exception as exc:
@@ -827,4 +860,10 @@ def _is_send(method: str) -> bool:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # a forged update with a lone surrogate only survives the wire as a \u escape
+        return json.dumps(obj)
+    return text
