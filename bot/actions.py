@@ -137,14 +137,15 @@ async def finish_resolve(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, 
     ev = transition(s, ticket, S.RESOLVED, actor, now=now, cfg=deps.sla, note=note)
     ticket.resolution_note = note
     await s.flush()
-    photos = [m.file_id for m in media if m.kind == "photo"]
+    photos = [m.ref(ctx.channel) for m in media if m.kind == "photo"]
     for m in media:
         s.add(Attachment(ticket_id=ticket.id, event_id=ev.id, channel=ctx.channel, kind=m.kind,
-                         file_id=m.file_id, role="resolution", created_at=now))
+                         file_id=m.file_id, media_sha=m.sha256, role="resolution",
+                         created_at=now))
     by_staff = await directory.reported_by_staff(s, ticket)
     await tell_resident(s, ticket, "resident.resolved", note=note or "—",
                         buttons=None if by_staff else partial(notify.rating_buttons, ticket.id),
-                        photos=photos[:1] if ticket.channel == ctx.channel else None)
+                        photos=photos[:1])  # from the media store when channels differ
     if by_staff:
         await tell_staff(s, deps, StaffRole.LEADER, ticket, "leader.rate_staff_ticket",
                          notify.rating_buttons(ticket.id, ""), worker=actor.name or "—",
@@ -193,9 +194,10 @@ async def progress_note(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, n
     await s.flush()
     for m in media:
         s.add(Attachment(ticket_id=ticket.id, event_id=ev.id, channel=ctx.channel, kind=m.kind,
-                         file_id=m.file_id, role="progress", created_at=now))
+                         file_id=m.file_id, media_sha=m.sha256, role="progress",
+                         created_at=now))
     await tell_resident(s, ticket, "resident.progress", note=note or "[图片]",
-                        photos=[m.file_id for m in media if m.kind == "photo"][:1])
+                        photos=[m.ref(ctx.channel) for m in media if m.kind == "photo"][:1])
     return t("worker.progress_saved", actor.lang, number=ticket.number)
 
 

@@ -18,6 +18,7 @@ from bot.county_index import CountyHolder
 from bot.deps import Deps
 from bot.health import Health
 from bot.intake import IntakeWriter
+from bot.media import MediaStore
 from bot.messages import Sender
 from bot.notify import FollowLink
 from bot.outbox import OutboxWorker
@@ -110,11 +111,12 @@ async def build_app(
     await prepare_database(settings)
     engine = make_engine(settings.database_url)
     sm = make_sessionmaker(engine)
+    media = MediaStore(settings.media_root(), settings.media_max_bytes)
     sm.configure(info={"clock": clock})  # outbox rows queued inside core calls use it
     county = CountyHolder(sm)
     await county.refresh(force=True)
     outbox = OutboxWorker(sm, senders, settings, clock=clock)
-    deps = Deps(sm=sm, county=county, sla=sla_config(settings), clock=clock,
+    deps = Deps(sm=sm, county=county, sla=sla_config(settings), clock=clock, media=media,
                 follow_link=follow_link, prefix=settings.ticket_prefix,
                 invite_ttl_days=settings.invite_ttl_days, wake_outbox=outbox.wake)
     intake = IntakeWriter(

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.county_index import CountyHolder
+from bot.media import MediaStore
 from bot.messages import Outbound
 from bot.notify import FollowLink
 from bot.outbox import enqueue
@@ -28,6 +29,7 @@ class Deps:
     invite_ttl_days: int = 7
     wake_outbox: Callable[[], None] = lambda: None
     bad_codes: Strikes = field(default_factory=Strikes)  # wrong invite codes, per person/chat
+    media: MediaStore | None = None  # where arriving photos, voice and video are kept
 
 
 @dataclass(frozen=True, slots=True)

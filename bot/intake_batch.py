@@ -224,7 +224,7 @@ class Batch:
             if i in scr.held:
                 continue
             before = earlier[i].media if i in earlier else []
-            photos = [m.file_id for m in [*before, *ib.media] if m.kind == "photo"]
+            photos = [m.ref(ib.channel) for m in [*before, *ib.media] if m.kind == "photo"]
             out += self._replies(ticket, ib, reporters.get(ib.sender_id),
                                  first_worker.get(ticket.grid_id or 0), candidates[i], photos,
                                  told.get(i))

@@ -67,7 +67,8 @@ _ATTACH = cast(Table, Attachment.__table__).insert()
 
 
 def attachments(tid: int, channel: str, media: list[Media], now: datetime) -> list[dict[str, Any]]:
-    return [dict(ticket_id=tid, channel=channel, kind=m.kind, file_id=m.file_id, role="report",
+    return [dict(ticket_id=tid, channel=channel, kind=m.kind, file_id=m.file_id,
+                 media_sha=m.sha256, role="report",
                  created_at=now) for m in media]
 
 
@@ -134,7 +135,8 @@ class Earlier:
 
 def log_media(ib: Inbound) -> list[dict[str, Any]]:
     """The inbound log keeps what a later report may claim (locations as a kind of media)."""
-    out: list[dict[str, Any]] = [{"kind": m.kind, "file_id": m.file_id} for m in ib.media]
+    out: list[dict[str, Any]] = [{"kind": m.kind, "file_id": m.file_id, "sha": m.sha256}
+                                 for m in ib.media]
     if ib.location is not None:
         loc = ib.location
         out.append({"kind": "location", "lat": loc.lat, "lon": loc.lon, "datum": loc.datum})
@@ -166,7 +168,7 @@ def sent_before(
                 if point.usable():  # one stored before validation must not sink the report
                     e.location = point  # the latest one wins
             else:
-                e.media.append(Media(m["kind"], m["file_id"]))
+                e.media.append(Media(m["kind"], m["file_id"], m.get("sha")))
     return found
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.capabilities import Capabilities
+from bot.media import photo_ref
 from models.base import utcnow
 from models.enums import ChatKind
 
@@ -31,7 +32,12 @@ class GeoPoint:
 @dataclass(frozen=True, slots=True)
 class Media:
     kind: str  # photo | voice | video | document
-    file_id: str
+    file_id: str  # the platform's id, good on its own channel (for a while)
+    sha256: str | None = None  # the bytes in the media store, once fetched
+
+    def ref(self, channel: str) -> str:
+        """How an outgoing message carries it (bot.media.photo_ref)."""
+        return photo_ref(channel, self.file_id, self.sha256)
 
 
 @dataclass(slots=True)

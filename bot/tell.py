@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory, notify
 from bot.deps import Ctx, Deps
+from bot.media import photo_ref
 from bot.messages import Button
 from bot.outbox import enqueue
 from bot.texts import t
@@ -80,9 +81,10 @@ async def send_card(s: AsyncSession, deps: Deps, ticket: Ticket, title: str = "c
     c = await directory.contact(s, ticket.assignee_id, ticket.channel)
     idx = deps.county.index
     code = idx.grids_by_id[ticket.grid_id].code if ticket.grid_id in idx.grids_by_id else None
-    photos = list((await s.scalars(select(Attachment.file_id).where(
-        Attachment.ticket_id == ticket.id, Attachment.kind == "photo",
-        Attachment.role == "report"))).all())
+    photos = [photo_ref(ch, fid, sha) for ch, fid, sha in await s.execute(
+        select(Attachment.channel, Attachment.file_id, Attachment.media_sha).where(
+            Attachment.ticket_id == ticket.id, Attachment.kind == "photo",
+            Attachment.role == "report").order_by(Attachment.id))]
     card = notify.worker_card(ticket, c, idx.label(code), deps.sla.tz, title, photos[:1]) \
         if c else None
     if card is None:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
 
     sample_data: bool = True
     county_dir: Path = SAMPLE_DIR
+    media_dir: Path | None = None  # default: media/ beside the SQLite file, else data/media
+    media_max_bytes: int = 20 * 1024 * 1024
 
     invite_ttl_days: int = 7
     route_answer_minutes: int = 30
@@ -94,6 +96,21 @@ class Settings(BaseSettings):
     @classmethod
     def _county_under_root(cls, v: Path) -> Path:
         return v if v.is_absolute() else ROOT / v
+
+    @field_validator("media_dir")
+    @classmethod
+    def _media_under_root(cls, v: Path | None) -> Path | None:
+        return v if v is None or v.is_absolute() else ROOT / v
+
+    def media_root(self) -> Path:
+        if self.media_dir is not None:
+            return self.media_dir
+        from sqlalchemy.engine import make_url  # here: most commands never need it
+
+        db = make_url(self.database_url)
+        if db.get_backend_name() == "sqlite" and db.database not in (None, "", ":memory:"):
+            return Path(str(db.database)).parent / "media"
+        return ROOT / "data" / "media"
 
 
 @lru_cache(maxsize=1)

@@ -32,6 +32,7 @@ from bot.app import App, build_app
 from bot.capabilities import Capabilities
 from bot.deps import Ctx
 from bot.directory import standing_roles
+from bot.media import parse_ref
 from bot.messages import Action, GeoPoint, Inbound, Media, Outbound
 from bot.onboarding import INVITE_SCOPE, InviteError, create_invite
 from bot.texts import scoped, t
@@ -159,7 +160,7 @@ class ConsoleSender:
         if msg.mention_name:
             head += f" @{msg.mention_name}"
         lines = [head, *("   " + ln for ln in msg.text.splitlines())]
-        lines += [f"   [照片 {p.removeprefix(f'{CH}:')}]" for p in msg.photos]
+        lines += [f"   [照片 {parse_ref(p)[1].removeprefix(f'{CH}:')}]" for p in msg.photos]
         for row in msg.buttons:
             cells = []
             for b in row:

@@ -143,6 +143,7 @@ class Attachment(Base):
     channel: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16))  # photo | voice | video | document
     file_id: Mapped[str] = mapped_column(String(256))
+    media_sha: Mapped[str | None] = mapped_column(String(64))  # in the media store
     # report | progress | resolution
     role: Mapped[str] = mapped_column(String(16), default="report")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

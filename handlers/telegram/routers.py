@@ -14,6 +14,7 @@ from bot.service import Core
 from bot.texts import t
 from handlers.telegram.callbacks import unpack
 from handlers.telegram.convert import chat_kind, display_name, from_service, to_inbound
+from handlers.telegram.media import fetch
 from models.enums import Channel, ChatKind
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ def messages_router() -> Router:
         if from_service(message):
             return
         me = await bot.me()
-        await core.on_message(to_inbound(message, event_update.update_id, bot.id, me.username))
+        ib = to_inbound(message, event_update.update_id, bot.id, me.username)
+        ib.media = await fetch(bot, ib.media, core.deps.media)
+        await core.on_message(ib)
 
     return r
 

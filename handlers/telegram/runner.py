@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.app import App, build_app
 from bot.health import ChannelHealth
+from bot.media import MediaStore
 from bot.notify import FollowLink
 from config.settings import Settings
 from handlers.http import make_web_app, start_site
@@ -89,7 +90,8 @@ async def serve(settings: Settings) -> None:
     me = await bot.me()
     log.info("bot @%s (id %s); privacy mode %s", me.username, me.id,
              "off" if me.can_read_all_group_messages else "ON: bot sees only commands/mentions")
-    app = await build_app(settings, {Channel.TELEGRAM.value: TelegramSender(bot)},
+    app = await build_app(settings, {Channel.TELEGRAM.value: TelegramSender(
+        bot, MediaStore(settings.media_root(), settings.media_max_bytes))},
                           follow_link=follow_link_for(settings.telegram_bot_username
                                                       or me.username))
     dp = make_dispatcher(app)

@@ -29,8 +29,10 @@ from aiogram.types import (
 )
 
 from bot.capabilities import Capabilities
+from bot.media import MediaStore
 from bot.messages import Outbound, PermanentSendError, RetryLater, TransientSendError
 from handlers.telegram.callbacks import pack
+from handlers.telegram.media import photo_input
 from models.enums import Channel, ChatKind
 
 TEXT_LIMIT = 4096
@@ -127,8 +129,9 @@ class TelegramSender:
     channel = Channel.TELEGRAM.value
     capabilities = Capabilities(max_text=TEXT_LIMIT, utf16=True)
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, media: MediaStore | None = None) -> None:
         self.bot = bot
+        self.media = media  # uploads photos that came in on another channel
 
     async def send(self, msg: Outbound) -> str | None:
         try:
@@ -146,17 +149,18 @@ class TelegramSender:
         reply = (ReplyParameters(message_id=int(msg.reply_to), allow_sending_without_reply=True)
                  if msg.reply_to and msg.reply_to.isdigit() else None)
         kb = markup(msg)
-        if len(msg.photos) > 1:
+        photos = [p for ref in msg.photos if (p := photo_input(ref, self.media)) is not None]
+        if len(photos) > 1:
             await self.bot.send_media_group(
-                msg.chat_id, [InputMediaPhoto(media=p) for p in msg.photos[:10]],
+                msg.chat_id, [InputMediaPhoto(media=p) for p in photos[:10]],
                 reply_parameters=reply)
-        elif msg.photos:
+        elif photos:
             if rendered_len(msg) <= CAPTION_LIMIT:
-                sent = await self.bot.send_photo(msg.chat_id, msg.photos[0],
+                sent = await self.bot.send_photo(msg.chat_id, photos[0],
                                                  caption=html_text(msg), parse_mode="HTML",
                                                  reply_parameters=reply, reply_markup=kb)
                 return str(sent.message_id)
-            await self.bot.send_photo(msg.chat_id, msg.photos[0], reply_parameters=reply)
+            await self.bot.send_photo(msg.chat_id, photos[0], reply_parameters=reply)
         mention, mention_len = mention_html(msg)
         pieces = split_text(msg.text, TEXT_LIMIT, TEXT_LIMIT - mention_len)
         for i, piece in enumerate(pieces):
