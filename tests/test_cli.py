@@ -16,6 +16,8 @@ import pytest
 
 from tests.procs import REPO, clean_env, free_port
 
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
+
 SAMPLE = REPO / "config" / "sample"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -16,6 +16,8 @@ from bot.onboarding import INVITE_SCOPE
 from run_bot import INVITE_NEEDS
 from tests.procs import REPO, clean_env, free_port
 
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
+
 
 def run(*args: str, flags: tuple[str, ...] = (), db: Path | None = None,
         **env: str) -> subprocess.CompletedProcess[str]:

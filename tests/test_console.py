@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.procs import REPO, clean_env
+
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
 
 
 def console(db: Path, script: str) -> str:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from handlers.console import HELP
 from tests.test_console import console
+
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
 
 # what may stay Latin: commands and their keywords, codes, datums, message and button numbers
 ALLOWED = re.compile(

@@ -7,10 +7,13 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import make_url
 
 from config.settings import Settings
 from handlers.console import HELP, MENTION, mentioned, run_console
+
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
 
 
 async def chat(settings: Settings, script: str) -> str:

@@ -16,6 +16,8 @@ from handlers.console import LOC_USAGE, parse_location, words
 from tests.procs import REPO, clean_env
 from tests.test_console import console, query
 
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
+
 IN_NANGUAN = (35.95454, 111.85107)  # inside grid FN-02 (南关), WGS-84
 
 

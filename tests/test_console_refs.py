@@ -6,7 +6,11 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.test_console import console, query
+
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
 
 HEADER = re.compile(r"🤖 → (.+?) \(m(\d+)\)")
 CARD = re.compile(r"\(m(\d+)\)\n   【新工单】(FS-\d{8}-\d{4})")

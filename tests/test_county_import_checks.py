@@ -289,6 +289,7 @@ async def test_empty_holidays_on_an_empty_calendar_is_no_change(
 # --- the command line, as an operator runs it ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_import(tmp_path: Path, county_dir: Path) -> None:
     def run(d: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

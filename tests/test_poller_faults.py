@@ -38,6 +38,8 @@ from tests.test_polling_integration import (
     texts_to,
 )
 
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
+
 OTHER_GROUP = -1001000999
 STRANGER = 7009
 SORRY = "抱歉，刚才没处理成功，请稍后再试。"

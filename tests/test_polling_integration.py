@@ -16,6 +16,8 @@ from tests.fakes.botapi import ApiCall, FakeBotAPI
 from tests.fakes.recording import callback_update_json, message_update_json
 from tests.procs import TOKEN, Service, WriteLock
 
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
+
 GROUP = -1001000777
 WORKER, COORD, RESIDENT = 7001, 7002, 7003
 NAMES = {WORKER: "郑波", COORD: "社区小李", RESIDENT: "王大妈"}

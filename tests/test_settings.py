@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from config.settings import ROOT, Settings
 from tests.procs import REPO, clean_env
 
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
+
 
 def settings(**kw: Any) -> Settings:
     """Settings from these values alone, whatever .env files lie around."""

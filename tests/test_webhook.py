@@ -16,6 +16,8 @@ from tests.fakes.recording import message_update_json
 from tests.procs import Service, WriteLock
 from tests.test_poller_faults import old_poll
 
+pytestmark = pytest.mark.slow  # a real subprocess or HTTP server: the fast set skips it
+
 GROUP = -1001000888
 RESIDENT = 7101
 SECRET = "s3cret"
