@@ -95,6 +95,8 @@ async def floor_rate(path: Path, n: int) -> float:
 class NullCore:
     """Stands where the core stands: the routers and filters run, the handler does nothing."""
 
+    media = None  # no media store: text reports fetch nothing anyway
+
     async def on_message(self, _ib: object) -> None:
         return None
 

@@ -50,6 +50,7 @@ class Core:
     def __init__(self, deps: Deps, intake: IntakeWriter) -> None:
         self.deps = deps
         self.intake = intake
+        self.media = deps.media  # channels keep arriving media here before handing it over
 
     async def on_message(self, ib: Inbound) -> Handled:
         ib.text = strip_invisible(ib.text)

@@ -317,3 +317,33 @@ async def test_stopping_gives_back_what_a_lane_has_not_started(
         ("pending", 0, None, clock()),
         ("pending", 0, None, clock()),
     ]
+
+
+class LateSender(FakeSender):
+    """The platform takes the message at once but answers after our timeout: the
+    duplicate-on-timeout window, as it happens when Telegram is slow to reply."""
+
+    async def send(self, msg: Outbound) -> str | None:
+        self.log.append((self.channel, msg))  # delivered, whatever happens to the answer
+        if sum(m.text == msg.text for _c, m in self.log) == 1:
+            await asyncio.sleep(1)  # the answer comes after the 0.05 s timeout
+        return f"m{len(self.log)}"
+
+
+async def test_the_duplicate_on_timeout_window_is_one_extra_copy(
+    connect: Callable[[], Maker], clock: FakeClock
+) -> None:
+    sm = connect()
+    sender = LateSender()
+    w = OutboxWorker(
+        sm, {TG: sender}, settings(outbox_send_timeout_seconds=0.05), clock, rng=random.Random(3)
+    )
+    await put(sm, clock, private("A", "card"))
+    assert await asyncio.wait_for(w.run_once(), 2) == 0  # timed out: retried later
+    [row] = await rows(sm)
+    clock.now = row.next_attempt_at
+    assert await w.run_once() == 1
+    # the person got it twice (documented); the row was sent once and is done
+    assert [m.text for _c, m in sender.log] == ["card", "card"]
+    [row] = await rows(sm)
+    assert (row.status, row.attempts) == ("sent", 2)

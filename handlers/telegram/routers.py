@@ -111,7 +111,7 @@ def messages_router() -> Router:
             return
         me = await bot.me()
         ib = to_inbound(message, event_update.update_id, bot.id, me.username)
-        ib.media = await fetch(bot, ib.media, core.deps.media)
+        ib.media = await fetch(bot, ib.media, core.media)
         await core.on_message(ib)
 
     return r
