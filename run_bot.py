@@ -24,7 +24,7 @@ from config.settings import Settings, get_settings
 if TYPE_CHECKING:
     from aiogram.exceptions import TelegramNetworkError
 
-# the scope option each role's invite needs: bot.onboarding.INVITE_SCOPE, repeated here so a
+# the scope option each role's invite needs: bot.people.onboarding.INVITE_SCOPE, repeated here so a
 # usage error needs no import of the core (tests/test_cli_startup.py holds them equal)
 INVITE_NEEDS: dict[str, str | None] = {
     "worker": "grid", "leader": "grid", "coordinator": "community", "centre": None}
@@ -140,7 +140,7 @@ def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.county_files import CountyFileError
+    from bot.county.files import CountyFileError
     from bot.routing.cli import import_dir
 
     try:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import intake as bench
 from sqlalchemy import Connection
 
-from bot import intake_batch
+from bot.intake import batch
 
 
 class _Returned:
@@ -47,14 +47,14 @@ class _Returned:
 @contextlib.contextmanager
 def inserts_skipped() -> Iterator[None]:
     real = Connection.execute
-    skipped = {id(s) for s in (intake_batch._INSERT_EVENTS, intake_batch._INSERT_OUTBOX,
-                               intake_batch._INSERT_LOG)}
+    skipped = {id(s) for s in (batch._INSERT_EVENTS, batch._INSERT_OUTBOX,
+                               batch._INSERT_LOG)}
     ids = itertools.count(1)
 
     def execute(self: Connection, stmt: Any, params: Any = None, *a: Any, **kw: Any) -> Any:
         if id(stmt) in skipped:
             return None
-        if stmt is intake_batch._INSERT_TICKETS:
+        if stmt is batch._INSERT_TICKETS:
             return _Returned([(row["number"], next(ids)) for row in params])
         return real(self, stmt, params, *a, **kw)
 

@@ -57,7 +57,7 @@ def _rss_mb() -> float:
 def accuracy() -> tuple[float, int, int, int, int]:
     import yaml
 
-    from bot.county_files import load_county_dir
+    from bot.county.files import load_county_dir
     from bot.messages import GeoPoint
     from bot.routing import Router
     from models.enums import RouteStatus
@@ -96,7 +96,7 @@ def _name(rng: random.Random, used: set[str], suffixes: list[str]) -> str:
 
 
 def synthetic_county(n_places: int, seed: int = 7) -> Any:
-    from bot.county_files import (
+    from bot.county.files import (
         BoundaryData,
         CommunityData,
         CountyData,

@@ -14,18 +14,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.county_index import CountyHolder
+from bot.core import Core
+from bot.county.index import CountyHolder
+from bot.delivery.media import MediaStore
+from bot.delivery.outbox import OutboxWorker
 from bot.deps import Deps
 from bot.health import Health
-from bot.intake import IntakeWriter
-from bot.media import MediaStore
+from bot.intake.writer import IntakeWriter
 from bot.messages import Sender
-from bot.notify import FollowLink
-from bot.outbox import OutboxWorker
-from bot.service import Core
-from bot.sla import SlaConfig
-from bot.sweeper import run_sweeper
-from bot.texts import use_language
+from bot.notify.compose import FollowLink
+from bot.notify.texts import use_language
+from bot.tickets.sla import SlaConfig
+from bot.tickets.sweeper import run_sweeper
 from config.settings import Settings
 from models.base import utcnow
 from models.county import Grid

@@ -8,13 +8,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.county_index import CountyHolder
-from bot.media import MediaStore
+from bot.county.index import CountyHolder
+from bot.delivery.media import MediaStore
+from bot.delivery.outbox import enqueue
+from bot.delivery.ratelimit import Strikes
 from bot.messages import Outbound
-from bot.notify import FollowLink
-from bot.outbox import enqueue
-from bot.ratelimit import Strikes
-from bot.sla import SlaConfig
+from bot.notify.compose import FollowLink
+from bot.tickets.sla import SlaConfig
 from models.enums import ChatKind
 
 

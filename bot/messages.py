@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.capabilities import Capabilities
-from bot.media import photo_ref
+from bot.delivery.capabilities import Capabilities
+from bot.delivery.media import photo_ref
 from models.base import utcnow
 from models.enums import ChatKind
 
@@ -36,7 +36,7 @@ class Media:
     sha256: str | None = None  # the bytes in the media store, once fetched
 
     def ref(self, channel: str) -> str:
-        """How an outgoing message carries it (bot.media.photo_ref)."""
+        """How an outgoing message carries it (bot.delivery.media.photo_ref)."""
         return photo_ref(channel, self.file_id, self.sha256)
 
 

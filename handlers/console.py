@@ -29,13 +29,13 @@ from typing import TextIO
 from sqlalchemy import func, select
 
 from bot.app import App, build_app
-from bot.capabilities import Capabilities
+from bot.delivery.capabilities import Capabilities
+from bot.delivery.media import parse_ref
 from bot.deps import Ctx
-from bot.directory import standing_roles
-from bot.media import parse_ref
 from bot.messages import Action, GeoPoint, Inbound, Media, Outbound
-from bot.onboarding import INVITE_SCOPE, InviteError, create_invite
-from bot.texts import scoped, t
+from bot.notify.texts import scoped, t
+from bot.people.directory import standing_roles
+from bot.people.onboarding import INVITE_SCOPE, InviteError, create_invite
 from config.settings import Settings
 from models.enums import Channel, ChatKind, OutboxStatus, StaffRole
 from models.tickets import Outbox, SentMessage

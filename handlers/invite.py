@@ -13,8 +13,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.app import prepare_database
-from bot.onboarding import INVITE_SCOPE, InviteError, NewInvite, create_invite
-from bot.texts import t
+from bot.notify.texts import t
+from bot.people.onboarding import INVITE_SCOPE, InviteError, NewInvite, create_invite
 from config.settings import Settings
 from models.base import utcnow
 from models.db import make_engine, make_sessionmaker

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bot.app import App, build_app, prepare_database
-from bot.county_files import CountyData, load_county_dir
+from bot.county.files import CountyData, load_county_dir
 from bot.routing import Router
 from config.settings import SAMPLE_DIR, Settings
 from handlers.telegram.runner import follow_link_for, make_dispatcher

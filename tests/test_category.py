@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.category import categorize
+from bot.intake.category import categorize
+from bot.intake.classify import clean_text, is_report, report_word
 from bot.messages import Inbound
-from bot.report_text import clean_text, is_report, report_word
 from models.enums import Category, ChatKind
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.onboarding import INVITE_SCOPE
+from bot.people.onboarding import INVITE_SCOPE
 from run_bot import INVITE_NEEDS
 from tests.procs import REPO, clean_env, free_port
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from bot.app import App, build_app
 from bot.deps import Ctx
 from bot.messages import Action, Inbound
-from bot.onboarding import create_invite
+from bot.people.onboarding import create_invite
 from config.settings import Settings
 from models.enums import ChatKind, StaffRole
 from models.enums import TicketState as S

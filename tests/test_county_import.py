@@ -16,12 +16,12 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.county_files import CountyData, CountyFileError, load_county_dir
-from bot.county_index import CountyHolder
-from bot.county_store import county_version, import_county, load_county
+from bot.county.files import CountyData, CountyFileError, load_county_dir
+from bot.county.index import CountyHolder
+from bot.county.store import county_version, import_county, load_county
 from bot.routing import Router, wgs84_to_gcj02
 from bot.routing.cli import import_dir, route_jsonl
-from bot.sla import is_workday, use_county_calendar
+from bot.tickets.sla import is_workday, use_county_calendar
 from models import db
 from models.county import Boundary, Community, CountyMeta, Grid, Place
 from models.people import Person, StaffAssignment

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.county_files import CountyData, CountyFileError, load_county_dir
-from bot.county_store import ImportReport, county_version, import_county
+from bot.county.files import CountyData, CountyFileError, load_county_dir
+from bot.county.store import ImportReport, county_version, import_county
 from models import db
 from tests.procs import REPO, clean_env
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from bot.app import build_app
-from bot.texts import use_language
+from bot.notify.texts import use_language
 from config.settings import Settings
 from handlers.telegram.runner import follow_link_for, make_dispatcher
 from handlers.telegram.sender import TelegramSender

@@ -1,7 +1,7 @@
 """lifecycle is the only writer of a ticket's state, placement and deadlines.
 
 Read from the source: any assignment to one of these attributes, and any UPDATE of the
-tickets table, outside bot/lifecycle.py fails this test. Creating a ticket (NewTicket(...)
+tickets table, outside bot/tickets/lifecycle.py fails this test. Creating a ticket (NewTicket(...)
 keyword arguments) is not an assignment: its state and deadlines still come from
 lifecycle.opening.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from models.tickets import Ticket
 
 REPO = Path(__file__).resolve().parent.parent
-OWNER = REPO / "bot" / "lifecycle.py"
+OWNER = REPO / "bot" / "tickets" / "lifecycle.py"
 GUARDED = {
     "state", "grid_id", "community_id", "assignee_id", "unrouted", "route_status",
     "escalation_at", "escalation_level", "last_escalated_at", "route_due_at", "ack_due_at",

@@ -11,7 +11,7 @@ from aiogram.types import BufferedInputFile
 from sqlalchemy import select
 
 from bot.app import App, build_app
-from bot.media import MediaRefused, MediaStore, parse_ref, photo_ref
+from bot.delivery.media import MediaRefused, MediaStore, parse_ref, photo_ref
 from bot.messages import Media
 from config.settings import Settings
 from handlers.telegram.runner import follow_link_for, make_dispatcher

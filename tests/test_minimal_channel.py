@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.app import App, build_app
 from bot.deps import Ctx
-from bot.onboarding import create_invite
+from bot.people.onboarding import create_invite
 from config.settings import Settings
 from models.enums import ChatKind, OutboxStatus, StaffRole
 from models.enums import TicketState as S

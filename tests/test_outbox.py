@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.delivery.outbox import OutboxWorker, backoff, enqueue, outbox_values
 from bot.messages import (
     Action,
     Button,
@@ -19,8 +20,7 @@ from bot.messages import (
     RetryLater,
     TransientSendError,
 )
-from bot.outbox import OutboxWorker, backoff, enqueue, outbox_values
-from bot.texts import t
+from bot.notify.texts import t
 from config.settings import Settings
 from models.county import Community, Grid
 from models.db import make_engine, make_sessionmaker, upgrade

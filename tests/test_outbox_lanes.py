@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.delivery.outbox import OutboxWorker
 from bot.messages import Outbound
-from bot.outbox import OutboxWorker
 from models.db import make_engine, make_sessionmaker, upgrade
 from tests.test_outbox import (
     BUTTONS,

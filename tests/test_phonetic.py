@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.county_files import CountyData, PlaceRow
+from bot.county.files import CountyData, PlaceRow
 from bot.messages import GeoPoint
 from bot.routing import Router, normalize
 from bot.routing.gazetteer import Gazetteer

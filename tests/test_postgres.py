@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from bot.app import App, build_app
 from bot.messages import Inbound
-from bot.sweeper import sweep_once
+from bot.tickets.sweeper import sweep_once
 from config.settings import Settings
 from models.base import utcnow
 from models.enums import ChatKind

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from bot.ratelimit import RateLimiter, Window
+from bot.delivery.ratelimit import RateLimiter, Window
 from config.settings import Settings
 
 

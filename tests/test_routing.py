@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.county_files import CountyData, PlaceRow
+from bot.county.files import CountyData, PlaceRow
 from bot.messages import GeoPoint
 from bot.routing import (
     NumberRange,

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.county_files import CountyData, PlaceRow
+from bot.county.files import CountyData, PlaceRow
 from bot.routing import NumberRange, Router, normalize, number_after, parse_ranges
 from bot.routing.numbers import members, numbers_after
 from models.enums import RouteStatus

@@ -17,8 +17,8 @@ from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy import select
 
 from bot.app import build_app
+from bot.delivery.outbox import enqueue
 from bot.messages import Action, Button, Outbound
-from bot.outbox import enqueue
 from config.settings import Settings
 from handlers.telegram.sender import (
     CAPTION_LIMIT,

@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.sla import SlaConfig, add_work_days, add_work_hours, is_workday, use_county_calendar
+from bot.tickets.sla import (
+    SlaConfig,
+    add_work_days,
+    add_work_hours,
+    is_workday,
+    use_county_calendar,
+)
 
 SH = ZoneInfo("Asia/Shanghai")
 CFG = SlaConfig(tz=SH, day_start=8, day_end=18)
@@ -67,7 +73,7 @@ def test_county_days_win_and_cover_a_year_the_package_does_not_know(
         county_days: None, caplog: pytest.LogCaptureFixture) -> None:
     # 2035: far past any chinesecalendar release here; a county that has the schedule says so
     use_county_calendar({date(2035, 1, 1): False, date(2035, 1, 6): True})
-    with caplog.at_level(logging.WARNING, logger="bot.sla"):
+    with caplog.at_level(logging.WARNING, logger="bot.tickets.sla"):
         assert not is_workday(date(2035, 1, 1))  # a Monday, off
         assert is_workday(date(2035, 1, 6))  # a Saturday, worked
         assert is_workday(date(2035, 1, 2))  # an ordinary Tuesday

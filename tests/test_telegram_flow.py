@@ -21,10 +21,10 @@ from aiogram.types import InlineKeyboardMarkup, Message, User
 from shapely.geometry import shape
 from sqlalchemy import func, select
 
-from bot import sweeper
-from bot.county_files import CountyData
-from bot.notify import local
-from bot.onboarding import create_invite
+from bot.county.files import CountyData
+from bot.notify.compose import local
+from bot.people.onboarding import create_invite
+from bot.tickets import sweeper
 from models.enums import Category, StaffRole
 from models.enums import TicketState as S
 from models.people import ChatBinding

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.lifecycle import SYSTEM, Actor, TransitionRefused, escalate, opening, transition
-from bot.sla import SlaConfig
+from bot.tickets.lifecycle import SYSTEM, Actor, TransitionRefused, escalate, opening, transition
+from bot.tickets.sla import SlaConfig
 from models.enums import OPEN_STATES, Role
 from models.enums import TicketState as S
 from models.tickets import Ticket, TicketEvent

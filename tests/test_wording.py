@@ -3,7 +3,7 @@ office would find odd)."""
 
 from __future__ import annotations
 
-from bot import sweeper
+from bot.tickets import sweeper
 from models.enums import StaffRole
 from models.enums import TicketState as S
 from tests.test_telegram_flow import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.words import Said, parse
+from bot.tickets.words import Said, parse
 from models.enums import TicketState as S
 from tests.test_telegram_flow import (
     COORD,

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.county_files import load_county_dir
-from bot.county_store import ImportReport, import_county, load_county
+from bot.county.files import load_county_dir
+from bot.county.store import ImportReport, import_county, load_county
 from bot.messages import GeoPoint
 from bot.routing.router import Router, RouteResult
 from models import db

@@ -60,17 +60,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.notify.texts import scoped
 from bot.routing.datum import to_wgs84
 from bot.routing.gazetteer import Gazetteer, Mention
 from bot.routing.geometry import GridGeometry
 from bot.routing.normalize import normalize
 from bot.routing.numbers import NumberRange, members, numbers_after
 from bot.routing.phonetic import PhoneticIndex
-from bot.texts import scoped
 from models.enums import RouteStatus
 
 if TYPE_CHECKING:
-    from bot.county_files import CountyData, PlaceRow
+    from bot.county.files import CountyData, PlaceRow
     from bot.messages import GeoPoint
 
 LOCATION = "location"

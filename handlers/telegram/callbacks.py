@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiogram.filters.callback_data import CallbackData
 
-from bot.actions import OPS
 from bot.messages import MAX_ID, Action
+from bot.tickets.actions import OPS
 
 
 class TicketCB(CallbackData, prefix="t1"):

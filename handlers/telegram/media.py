@@ -9,7 +9,7 @@ from dataclasses import replace
 from aiogram import Bot
 from aiogram.types import BufferedInputFile
 
-from bot.media import MediaRefused, MediaStore, parse_ref
+from bot.delivery.media import MediaRefused, MediaStore, parse_ref
 from bot.messages import Media
 from models.enums import Channel
 

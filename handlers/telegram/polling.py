@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 
 from bot.health import ChannelHealth, Health
-from bot.texts import t
+from bot.notify.texts import t
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from aiogram.enums import ChatMemberStatus
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message, Update
 
+from bot.core import Core
 from bot.deps import Ctx
-from bot.service import Core
-from bot.texts import t
+from bot.notify.texts import t
 from handlers.telegram.callbacks import unpack
 from handlers.telegram.convert import chat_kind, display_name, from_service, to_inbound
 from handlers.telegram.media import fetch

@@ -20,9 +20,9 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.app import App, build_app
+from bot.delivery.media import MediaStore
 from bot.health import ChannelHealth
-from bot.media import MediaStore
-from bot.notify import FollowLink
+from bot.notify.compose import FollowLink
 from config.settings import Settings
 from handlers.http import make_web_app, start_site
 from handlers.telegram.polling import Poller, stale_after

@@ -28,8 +28,8 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.capabilities import Capabilities
-from bot.media import MediaStore
+from bot.delivery.capabilities import Capabilities
+from bot.delivery.media import MediaStore
 from bot.messages import Outbound, PermanentSendError, RetryLater, TransientSendError
 from handlers.telegram.callbacks import pack
 from handlers.telegram.media import photo_input

@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.capabilities import Capabilities
+from bot.delivery.capabilities import Capabilities
 from bot.messages import Inbound, Outbound, TemplateNotice
 from models.enums import ChatKind
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.lifecycle import Actor
+from bot.tickets.lifecycle import Actor
 from models.enums import Role, StaffRole
 from models.people import Identity, Person, StaffAssignment
 from models.tickets import Ticket
@@ -72,7 +72,7 @@ def _staff_query(role: StaffRole, grid_ids: Iterable[int], community_id: int | N
     return q.order_by(a.id, Identity.id)
 
 
-# built once for intake's batches (see bot.intake_lookups)
+# built once for intake's batches (see bot.intake.lookups)
 _STAFF_IN = {
     by: _staff_base(bindparam("role")).where(col.in_(bindparam("ids", expanding=True)))
     .order_by(StaffAssignment.id, Identity.id)

@@ -1,6 +1,6 @@
 """Numbered choices on channels without buttons: remembered when sent, looked up on "2".
 
-The outbox remembers what it rendered (bot.render) in the same transaction that marks the
+The outbox remembers what it rendered (bot.delivery.render) in the same transaction that marks the
 message sent; the core turns a bare number from that chat into the button's action, with the
 same checks as a press.
 """

@@ -7,13 +7,15 @@ from functools import partial
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import assign, directory, notify
-from bot.asking import cancel_button, check, clear_pending_for, set_pending
 from bot.deps import Ctx, Deps
-from bot.lifecycle import SYSTEM, Actor, Refused, record, transition
 from bot.messages import MAX_ID, Action, Button, Media
-from bot.tell import send_card, tell_resident, tell_staff, tell_up
-from bot.texts import category_label, t
+from bot.notify import compose
+from bot.notify.tell import send_card, tell_resident, tell_staff, tell_up
+from bot.notify.texts import category_label, t
+from bot.people import directory
+from bot.tickets import assign
+from bot.tickets.asking import cancel_button, check, clear_pending_for, set_pending
+from bot.tickets.lifecycle import SYSTEM, Actor, Refused, record, transition
 from models.enums import ACTIVE, Category, Role, Satisfaction, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Attachment, PendingInput, Ticket
@@ -40,7 +42,7 @@ async def _ack(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Act
     transition(s, ticket, S.ACKNOWLEDGED, actor, now=deps.clock(), cfg=deps.sla)
     await tell_resident(s, ticket, "resident.acked", worker=actor.name or "—")
     ctx.reply(s, t("worker.acked", actor.lang, number=ticket.number),
-              buttons=notify.worker_buttons(ticket.id, actor.lang, ticket.state),
+              buttons=compose.worker_buttons(ticket.id, actor.lang, ticket.state),
               ticket_id=ticket.id, remember=True)
     return t("worker.acked", actor.lang, number=ticket.number)
 
@@ -144,11 +146,11 @@ async def finish_resolve(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, 
                          created_at=now))
     by_staff = await directory.reported_by_staff(s, ticket)
     await tell_resident(s, ticket, "resident.resolved", note=note or "—",
-                        buttons=None if by_staff else partial(notify.rating_buttons, ticket.id),
+                        buttons=None if by_staff else partial(compose.rating_buttons, ticket.id),
                         photos=photos[:1])  # from the media store when channels differ
     if by_staff:
         await tell_staff(s, deps, StaffRole.LEADER, ticket, "leader.rate_staff_ticket",
-                         notify.rating_buttons(ticket.id, ""), worker=actor.name or "—",
+                         compose.rating_buttons(ticket.id, ""), worker=actor.name or "—",
                          note=note or "—")
     return t("worker.resolved", actor.lang, number=ticket.number)
 

@@ -3,7 +3,7 @@
 Concurrent reports are queued and written by one task, many per transaction: the storage
 floor is a commit, not a row, so batching is what lets intake keep up with the platform.
 Each caller awaits its own result, which resolves only after the commit (persist before act).
-The batch itself is bot.intake_batch.
+The batch itself is bot.intake.batch.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import notify
-from bot.county_index import CountyHolder
-from bot.intake_batch import Batch, IntakeOutcome
+from bot.county.index import CountyHolder
+from bot.intake.batch import Batch, IntakeOutcome
 from bot.messages import Inbound
-from bot.sla import SlaConfig
+from bot.notify import compose
+from bot.tickets.sla import SlaConfig
 from models.db import TxRunner
 
 __all__ = ["IntakeOutcome", "IntakeWriter"]
@@ -47,7 +47,7 @@ class IntakeWriter:
         prefix: str,
         media_window: timedelta,
         clock: Callable[[], datetime],
-        follow_link: notify.FollowLink,
+        follow_link: compose.FollowLink,
         on_commit: Callable[[], None] = lambda: None,
         batch_max: int = 64,
         repeat_window: timedelta = timedelta(minutes=10),

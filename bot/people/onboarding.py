@@ -11,10 +11,10 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import directory
 from bot.deps import Ctx, Deps
+from bot.notify.texts import scoped, t
+from bot.people import directory
 from bot.sqlutil import insert_for
-from bot.texts import scoped, t
 from models.county import Community, Grid
 from models.enums import StaffRole
 from models.people import ChatBinding, Identity, Invite, Person, StaffAssignment

@@ -6,14 +6,15 @@ from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import directory, notify
-from bot.asking import cancel_button, check, clear_pending_for, set_pending
 from bot.deps import Ctx, Deps
-from bot.lifecycle import Actor, Refused, place, to_queue
+from bot.intake.classify import place_label
 from bot.messages import Action, Button, Inbound
-from bot.report_text import place_label
-from bot.tell import send_card, tell_resident, tell_up
-from bot.texts import scoped, t
+from bot.notify import compose
+from bot.notify.tell import send_card, tell_resident, tell_up
+from bot.notify.texts import scoped, t
+from bot.people import directory
+from bot.tickets.asking import cancel_button, check, clear_pending_for, set_pending
+from bot.tickets.lifecycle import Actor, Refused, place, to_queue
 from models.enums import ACTIVE, Role, RouteStatus, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Ticket
@@ -165,7 +166,7 @@ async def answer_place(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound,
     key = "ticket.ask_place" if ticket.candidates else "ticket.ask_place_unknown"
     labels = [(c, idx.place_choice(c, ticket.text)) for c in ticket.candidates]
     await tell_resident(s, ticket, key, remember=True, buttons=partial(
-        notify.place_buttons, ticket.id, labels) if labels else None)
+        compose.place_buttons, ticket.id, labels) if labels else None)
 
 
 HANDLERS = {

@@ -10,11 +10,11 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import sla
-from bot.county_store import county_version, load_calendar, load_county
+from bot.county.store import county_version, load_calendar, load_county
+from bot.notify.texts import scoped, stem
 from bot.routing import Router
 from bot.routing.normalize import normalize
-from bot.texts import scoped, stem
+from bot.tickets import sla
 from models.county import Community, Grid
 
 

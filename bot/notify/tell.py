@@ -7,12 +7,13 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import directory, notify
+from bot.delivery.media import photo_ref
+from bot.delivery.outbox import enqueue
 from bot.deps import Ctx, Deps
-from bot.media import photo_ref
 from bot.messages import Button
-from bot.outbox import enqueue
-from bot.texts import t
+from bot.notify import compose
+from bot.notify.texts import t
+from bot.people import directory
 from models.enums import ACTIVE, StaffRole
 from models.people import Identity
 from models.tickets import Attachment, Ticket
@@ -32,7 +33,7 @@ async def tell_resident(s: AsyncSession, ticket: Ticket, key: str, *,
     """Text `key` in the resident's language (buttons are built for it too)."""
     chat, lang = await resident_chat(s, ticket)
     text = t(key, lang, number=ticket.number, **kw)
-    msg = notify.to_resident(ticket, chat, text, buttons(lang) if buttons else None, remember)
+    msg = compose.to_resident(ticket, chat, text, buttons(lang) if buttons else None, remember)
     msg.photos = list(photos or [])
     enqueue(s, msg)
 
@@ -52,7 +53,7 @@ async def tell_staff(s: AsyncSession, deps: Deps, role: StaffRole, ticket: Ticke
         targets = await directory.staff(s, role, prefer_channel=ticket.channel)
     sent = 0
     for _a, c in targets:
-        msg = notify.staff_note(c, t(key, c.lang, number=ticket.number, **kw), ticket.id, buttons)
+        msg = compose.staff_note(c, t(key, c.lang, number=ticket.number, **kw), ticket.id, buttons)
         if msg:
             enqueue(s, msg)
             sent += 1
@@ -85,7 +86,7 @@ async def send_card(s: AsyncSession, deps: Deps, ticket: Ticket, title: str = "c
         select(Attachment.channel, Attachment.file_id, Attachment.media_sha).where(
             Attachment.ticket_id == ticket.id, Attachment.kind == "photo",
             Attachment.role == "report").order_by(Attachment.id))]
-    card = notify.worker_card(ticket, c, idx.label(code), deps.sla.tz, title, photos[:1]) \
+    card = compose.worker_card(ticket, c, idx.label(code), deps.sla.tz, title, photos[:1]) \
         if c else None
     if card is None:
         return False

@@ -9,10 +9,11 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import assign, tell
 from bot.deps import Deps
-from bot.lifecycle import SYSTEM, escalate, record, refresh_escalation, transition
-from bot.notify import local
+from bot.notify import tell
+from bot.notify.compose import local
+from bot.tickets import assign
+from bot.tickets.lifecycle import SYSTEM, escalate, record, refresh_escalation, transition
 from models.enums import ACTIVE
 from models.enums import TicketState as S
 from models.tickets import Ticket

@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import assign, directory, tell
 from bot.deps import Ctx, Deps
-from bot.texts import category_label, t
+from bot.notify import tell
+from bot.notify.texts import category_label, t
+from bot.people import directory
+from bot.tickets import assign
 from models.enums import ACTIVE, ChatKind, Role, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Ticket

@@ -7,9 +7,9 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import directory
 from bot.messages import Outbound
-from bot.texts import t
+from bot.notify.texts import t
+from bot.people import directory
 from models.enums import ChatKind, StaffRole
 from models.people import ChatBinding, Identity
 from models.tickets import Ticket

@@ -12,18 +12,19 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table
 
-from bot import directory, notify
-from bot import intake_lookups as lookups
-from bot.category import categorize
-from bot.county_index import CountyIndex
-from bot.intake_screen import Recent, Screen, screen
-from bot.lifecycle import opening, repeat
+from bot.county.index import CountyIndex
+from bot.delivery.outbox import outbox_values
+from bot.intake import lookups
+from bot.intake.category import categorize
+from bot.intake.classify import MAX_TEXT, clean_text, place_label
+from bot.intake.screen import Recent, Screen, screen
 from bot.messages import Inbound, Outbound
-from bot.outbox import outbox_values
-from bot.report_text import MAX_TEXT, clean_text, place_label
-from bot.sla import SlaConfig
+from bot.notify import compose
+from bot.notify.texts import t
+from bot.people import directory
 from bot.sqlutil import insert_for
-from bot.texts import t
+from bot.tickets.lifecycle import opening, repeat
+from bot.tickets.sla import SlaConfig
 from models.enums import ChatKind, RouteStatus, StaffRole
 from models.tickets import (
     Attachment,
@@ -72,7 +73,7 @@ class Batch:
     sla: SlaConfig
     prefix: str
     window: timedelta
-    follow: notify.FollowLink
+    follow: compose.FollowLink
     now: datetime
     items: list[tuple[Inbound, bool]]  # (message, is it a report)
     repeat_window: timedelta = timedelta(minutes=10)
@@ -296,7 +297,7 @@ class Batch:
             for post, c in coordinators:
                 if post.community_id != tk.community_id:
                     continue
-                msg = notify.staff_note(c, t("coord.held", c.lang, name=tk.reporter_name,
+                msg = compose.staff_note(c, t("coord.held", c.lang, name=tk.reporter_name,
                                              n=self.per_minute, number=tk.number,
                                              text=tk.text[:100]), tk.id)
                 if msg:
@@ -323,22 +324,22 @@ class Batch:
                     text += "\n" + t("ticket.received_follow", lang, link=link)
             if len(ib.text) > MAX_TEXT:
                 text += "\n" + t("error.too_long", lang, limit=MAX_TEXT)
-            msgs.append(notify.to_resident(ticket, None, text))  # where they reported
+            msgs.append(compose.to_resident(ticket, None, text))  # where they reported
             if worker is not None:
-                card = notify.worker_card(ticket, worker, idx.label(
+                card = compose.worker_card(ticket, worker, idx.label(
                     idx.grids_by_id[ticket.grid_id].code), self.sla.tz, photos=photos)
                 if card is not None:
                     msgs.append(card)
         else:
             key = "ticket.ask_place" if candidates else "ticket.ask_place_unknown"
-            buttons = notify.place_buttons(
+            buttons = compose.place_buttons(
                 ticket.id, [(c, idx.place_choice(c, ticket.text)) for c in candidates], lang
             ) if candidates else []
             # remembered even without buttons: the resident answers by replying to it
-            msgs.append(notify.to_resident(ticket, None, t(key, lang, number=ticket.number),
+            msgs.append(compose.to_resident(ticket, None, t(key, lang, number=ticket.number),
                                            buttons, remember=True))
             if ib.chat_kind == ChatKind.PRIVATE:
-                msgs.append(notify.location_request(ticket, ib.chat_id, lang))
+                msgs.append(compose.location_request(ticket, ib.chat_id, lang))
         return msgs
 
     def _no_worker_ladder(
@@ -347,7 +348,7 @@ class Batch:
     ) -> tuple[dict[int, StaffRole], list[Outbound]]:
         """A grid whose worker can't be reached: its community's staff, else the centre.
 
-        The same ladder as bot.tell.tell_up (which the batch can't await); returns who was
+        The same ladder as bot.notify.tell.tell_up (which the batch can't await); returns who was
         told per ticket, for the resident's receipt, and the alerts.
         """
         lonely = {i: tk for i, tk in tickets.items()
@@ -371,7 +372,7 @@ class Batch:
                     if centre is None:
                         centre = directory.staff_on(conn, StaffRole.CENTRE, "all", ())
                     people = [c for _post, c in centre]
-                msgs = [m for c in people if (m := notify.staff_note(
+                msgs = [m for c in people if (m := compose.staff_note(
                     c, t("coord.no_worker", c.lang, number=tk.number, grid=grid), tk.id))]
                 if msgs:
                     out += msgs

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.county_files import (
+from bot.county.files import (
     BoundaryData,
     CommunityData,
     CountyData,

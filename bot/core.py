@@ -10,14 +10,17 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import actions, assign, by_words, choices, directory, onboarding, queries, tell, words
+from bot.delivery import choices
 from bot.deps import Ctx, Deps
-from bot.intake import IntakeOutcome, IntakeWriter
-from bot.lifecycle import Refused
+from bot.intake.classify import is_chatter, is_command, is_report, report_word, strip_invisible
+from bot.intake.writer import IntakeOutcome, IntakeWriter
 from bot.messages import Action, Inbound
-from bot.report_text import is_chatter, is_command, is_report, report_word, strip_invisible
+from bot.notify import tell
+from bot.notify.texts import t
+from bot.people import directory, onboarding
 from bot.sqlutil import insert_for
-from bot.texts import t
+from bot.tickets import actions, assign, by_words, queries, words
+from bot.tickets.lifecycle import Refused
 from models.enums import ChatKind
 from models.people import Identity
 from models.tickets import InboundLog, PendingInput, SentMessage, Ticket

@@ -7,9 +7,9 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from bot.directory import Contact
 from bot.messages import Action, Button, Outbound
-from bot.texts import category_label, t
+from bot.notify.texts import category_label, t
+from bot.people.directory import Contact
 from models.enums import ACTIVE, ChatKind, TicketState
 from models.tickets import NewTicket, Ticket
 

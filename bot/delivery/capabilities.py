@@ -1,6 +1,6 @@
 """What a channel can do, declared beside its sender; the core composes one message for all.
 
-bot.render fits a composed message to these: numbered choices where there are no buttons,
+bot.delivery.render fits a composed message to these: numbered choices where there are no buttons,
 text split at the channel's limit (counted the way the platform counts).
 """
 

@@ -9,10 +9,10 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Ctx, Deps
-from bot.lifecycle import Actor, Refused
 from bot.messages import Action, Button
+from bot.notify.texts import t
 from bot.sqlutil import insert_for
-from bot.texts import t
+from bot.tickets.lifecycle import Actor, Refused
 from models.enums import TicketState as S
 from models.tickets import PendingInput, Ticket
 from models.transitions import TRANSITIONS, allowed

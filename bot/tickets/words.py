@@ -1,7 +1,8 @@
 """Every action as words: `接单 NUM`, `办结 NUM 说明`, `满意 NUM` … parsed once, for every channel.
 
 Channels without buttons (a WeChat Official Account, a bridge) and people who prefer typing
-use these; they carry the same rights as the buttons (bot.by_words checks them the same way).
+use these; they carry the same rights as the buttons (bot.tickets.by_words checks them the
+same way).
 Simplified and Traditional forms are both accepted.
 """
 

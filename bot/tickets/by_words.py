@@ -1,4 +1,5 @@
-"""Carry out an action said in words (bot.words): find the ticket, then do what its button does.
+"""Carry out an action said in words (bot.tickets.words): find the ticket, then do what its
+button does.
 
 The same handlers as the buttons, in the caller's transaction, so the same rights and state
 checks apply; a refusal changes nothing.
@@ -11,12 +12,13 @@ import re
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import actions, directory
 from bot.deps import Ctx, Deps
-from bot.lifecycle import Refused, record
 from bot.messages import Action, Inbound
-from bot.texts import t
-from bot.words import Said
+from bot.notify.texts import t
+from bot.people import directory
+from bot.tickets import actions
+from bot.tickets.lifecycle import Refused, record
+from bot.tickets.words import Said
 from models.enums import ACTIVE, Category
 from models.enums import TicketState as S
 from models.tickets import Ticket

@@ -1,8 +1,8 @@
-"""Fit one composed message to a channel's capabilities (bot.capabilities).
+"""Fit one composed message to a channel's capabilities (bot.delivery.capabilities).
 
 - Buttons a channel cannot show become numbered choices in the text ("回复数字选择"); the
   actions behind the numbers are returned so the outbox can remember them for that chat
-  (bot.choices), and a reply of "2" does what the second button does.
+  (bot.delivery.choices), and a reply of "2" does what the second button does.
 - Text over the channel's limit is split, on line breaks where possible; the last part
   carries the choices.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.capabilities import Capabilities
+from bot.delivery.capabilities import Capabilities
 from bot.messages import Action, Outbound
-from bot.texts import t
+from bot.notify.texts import t
 
 
 def render(msg: Outbound, caps: Capabilities, lang: str = "") -> tuple[list[Outbound],

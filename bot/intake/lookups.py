@@ -13,10 +13,10 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 
-from bot.intake_screen import Recent, stored_key
+from bot.intake.screen import Recent, stored_key
 from bot.messages import GeoPoint, Inbound, Media
-from bot.sla import SlaConfig
 from bot.sqlutil import insert_for
+from bot.tickets.sla import SlaConfig
 from models.county import Grid
 from models.enums import ChatKind
 from models.people import ChatBinding, Identity

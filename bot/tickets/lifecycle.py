@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.sla import SlaConfig, add_work_days, add_work_hours, next_escalation, phase_due
-from bot.texts import t
+from bot.notify.texts import t
+from bot.tickets.sla import SlaConfig, add_work_days, add_work_hours, next_escalation, phase_due
 from models.enums import Role
 from models.enums import TicketState as S
 from models.tickets import NewTicket, Ticket, TicketEvent

@@ -31,8 +31,11 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from bot.capabilities import FULL, Capabilities
-from bot.choices import remember as remember_choices
+from bot.delivery.alerts import dead_letter_alerts
+from bot.delivery.capabilities import FULL, Capabilities
+from bot.delivery.choices import remember as remember_choices
+from bot.delivery.ratelimit import RateLimiter
+from bot.delivery.render import render
 from bot.messages import (
     Action,
     Outbound,
@@ -44,11 +47,8 @@ from bot.messages import (
     TransientSendError,
     Undeliverable,
 )
-from bot.outbox_alerts import dead_letter_alerts
-from bot.ratelimit import RateLimiter
-from bot.render import render
+from bot.notify.texts import t
 from bot.sqlutil import insert_for
-from bot.texts import t
 from config.settings import Settings
 from models.base import utcnow
 from models.enums import ChatKind, OutboxStatus

@@ -16,8 +16,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from bot.intake.classify import clean_text
 from bot.messages import Inbound
-from bot.report_text import clean_text
 from bot.routing.normalize import normalize
 
 
