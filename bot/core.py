@@ -221,7 +221,10 @@ class Core:
                 if ib.chat_kind == ChatKind.PRIVATE:
                     await self._remember_private_chat(s, ctx)
                 answer = await act(s)
-                ctx.reply(s, answer, reply_to=ctx.message_id)
+                # a step that asked or answered here already (接单's card, 办结's question)
+                # needs no second copy of its short answer
+                if not ctx.replied(s):
+                    ctx.reply(s, answer, reply_to=ctx.message_id)
                 await self._remind_pending(s, ctx)
         except by_words.NotMeant:
             return None

@@ -44,7 +44,12 @@ class Ctx:
     message_id: str | None = None
     lang: str = ""  # "" = the service's language (texts.use_language)
 
+    def replied(self, session: AsyncSession) -> bool:
+        """Has this transaction already queued something for this chat?"""
+        return (self.channel, self.chat_id) in session.info.get("replied", ())
+
     def reply(self, session: AsyncSession, text: str, **kw: object) -> None:
         """Queue an answer to this chat in the caller's transaction."""
+        session.info.setdefault("replied", set()).add((self.channel, self.chat_id))
         enqueue(session, Outbound(channel=self.channel, chat_id=self.chat_id,
                                   chat_kind=self.chat_kind, text=text, **kw))  # type: ignore[arg-type]

@@ -31,10 +31,10 @@ def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
         return conn.execute(sql, args).fetchall()
 
 
-def readme_walk_through() -> str:
-    """The first code block under the README's console walk-through heading, as written."""
+def readme_walk_through(heading: str = "### A walk through the console") -> str:
+    """The first code block under a README heading, as written."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### A walk through the console", 1)[1]
+    section = readme.split(heading, 1)[1]
     block = re.search(r"^```\n(.*?)^```$", section, re.S | re.M)
     assert block, "no code block in the README's console walk-through"
     return block.group(1)
@@ -64,6 +64,23 @@ def test_readme_walk_through_takes_a_report_to_closed(tmp_path: Path) -> None:
     assert query(db, "select note from ticket_events where note = '下午安排清运'")
     # nothing the walk-through says is taken as a report besides the one report
     assert query(db, "select count(*) from tickets") == [(1,)]
+
+
+def test_readme_words_only_walk_through_takes_a_report_to_closed(tmp_path: Path) -> None:
+    walk = readme_walk_through("### The same story in words only")
+    assert "#" not in walk and "/reply" not in walk  # no buttons, no replies
+    db = tmp_path / "console.db"
+    out = console(db, walk)
+    number = re.search(r"已受理，工单号 (FS-\d{8}-\d{4})", out)
+    assert number, out
+    n = number.group(1)
+    assert f"{n}｜待接单" in out
+    assert f"您的工单 {n} 已由网格员" in out and f"已接单：{n}" in out
+    assert out.count(f"已接单：{n}") == 1  # the card's answer, not twice
+    assert f"工单 {n} 有新进展：下午安排清运" in out
+    assert f"工单 {n} 已办结：已清运完毕" in out
+    assert f"感谢评价！工单 {n} 已结案。" in out
+    assert query(db, "select state, satisfaction from tickets") == [("closed", "satisfied")]
 
 
 def test_console_survives_a_restart_and_bad_input(tmp_path: Path) -> None:

@@ -409,7 +409,8 @@ async def test_ack_progress_resolve_and_satisfied(staffed: Flow) -> None:
     flow = staffed
     tk = await report(flow)
     answer = await flow.press(WORKER, WORKER, "接单", tk.number)
-    assert answer.text == f"已接单：{tk.number}。直接回复这条工单消息可补充进展。"
+    assert answer.text == (f"已接单：{tk.number}。"
+                           f"补充进展：回复这条消息，或发送“进展 {tk.number} 内容”。")
     assert not answer.show_alert
     await flow.deliver()
     assert (await ticket(flow.tg)).state == S.ACKNOWLEDGED
