@@ -45,9 +45,10 @@ def _fail(line: str) -> int:
 
 
 def serve_config_problem(settings: Settings) -> str | None:
-    if settings.telegram_bot_token is None:
-        return ("启动失败：没有设置 TELEGRAM_BOT_TOKEN（见 .env.example）；不接 Telegram 试用请"
-                "运行 python run_bot.py console / TELEGRAM_BOT_TOKEN is not set, or use: console")
+    if settings.telegram_bot_token is None:  # today's only network channel
+        return ("启动失败：没有配置任何渠道（例如 TELEGRAM_BOT_TOKEN，见 .env.example）；不接平台"
+                "试用请运行 python run_bot.py console / no channel is configured "
+                "(TELEGRAM_BOT_TOKEN …), or use: console")
     if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
         return ("启动失败：设置了 TELEGRAM_WEBHOOK_URL 就必须同时设置 TELEGRAM_WEBHOOK_SECRET "
                 "/ TELEGRAM_WEBHOOK_SECRET must be set with TELEGRAM_WEBHOOK_URL")
@@ -108,10 +109,10 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
         return _fail(problem)
     from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 
-    from handlers.telegram.runner import run
+    from handlers.serve import configured, run
 
     try:
-        run(settings)
+        run(settings, configured(settings))
     except TelegramNetworkError as e:
         return _failed_start(telegram_unreachable(settings, e))
     except TelegramUnauthorizedError:
@@ -125,8 +126,8 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _failed_start(line: str) -> int:
-    # a start that fails leaves the bot's HTTP session open (runner.serve does not close it),
-    # and aiohttp's "Unclosed client session" log would follow the one line at exit
+    # a start that fails in prepare() leaves the bot's HTTP session open, and aiohttp's
+    # "Unclosed client session" log would follow the one line at exit
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     return _fail(line)
 

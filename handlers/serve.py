@@ -1,0 +1,88 @@
+"""`serve`: every configured channel on one HTTP port, around one core.
+
+Each channel is an edge (`Edge`): it declares its sender, mounts its routes, and runs until
+the app stops (Telegram polls or takes its webhook; a webhook-only channel just waits). A
+channel whose settings are absent is off; /healthz lists the ones that are on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Protocol
+
+from aiohttp import web
+
+from bot.app import App, build_app
+from bot.messages import Sender
+from config.settings import Settings
+from handlers.http import make_web_app, start_site
+
+log = logging.getLogger(__name__)
+
+
+class Edge(Protocol):
+    name: str  # the channel, as stored on tickets and identities
+
+    @property
+    def sender(self) -> Sender: ...
+
+    async def prepare(self) -> None:
+        """Reach the platform once before anything is served (fails the start clearly)."""
+
+    def follow_link(self, number: str) -> str | None:
+        """A link that opens this channel's private chat following ticket `number`."""
+
+    def mount(self, web_app: web.Application, app: App) -> None:
+        """Add this channel's webhook routes and register its health."""
+
+    async def run(self, app: App) -> None:
+        """Work until app.stop is set (poll, or hold a webhook)."""
+
+    async def close(self) -> None: ...
+
+
+def configured(settings: Settings) -> list[Edge]:
+    """The channels whose settings are present (platform libraries load only for those)."""
+    edges: list[Edge] = []
+    if settings.telegram_bot_token is not None:
+        from handlers.telegram.edge import TelegramEdge
+
+        edges.append(TelegramEdge(settings))
+    return edges
+
+
+async def serve(settings: Settings, edges: list[Edge]) -> None:
+    by_name = {e.name: e for e in edges}
+    for e in edges:
+        await e.prepare()
+
+    def follow(channel: str, number: str) -> str | None:
+        edge = by_name.get(channel)
+        return edge.follow_link(number) if edge else None
+
+    app = await build_app(settings, {e.name: e.sender for e in edges}, follow_link=follow)
+    web_app = make_web_app(app)
+    for e in edges:
+        e.mount(web_app, app)  # before /healthz answers: it never shows a process without them
+    runner = await start_site(web_app, settings.http_host, settings.http_port)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, app.stop.set)
+    app.start_background()
+    log.info("serving %s; /healthz on %s:%s", ", ".join(by_name), settings.http_host,
+             settings.http_port)
+    try:
+        await asyncio.gather(*(e.run(app) for e in edges))
+    finally:
+        await runner.cleanup()
+        await app.close()
+        for e in edges:
+            await e.close()
+
+
+def run(settings: Settings, edges: list[Edge]) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, edges))
