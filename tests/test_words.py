@@ -145,11 +145,12 @@ async def test_a_waiting_question_yields_to_a_query_and_a_new_report(staffed: Fl
     await flow.deliver()
     said = flow.texts(RESIDENT)
     assert said[-2].startswith(f"工单 {first.number}\n状态：已受理")
-    assert said[-1] == f"（工单 {first.number} 还在等您回复具体位置，回复那条提问即可。）"
+    assert said[-1] == (f"（工单 {first.number} 还在等您说明具体位置：回复那条提问，"
+                        "写上小区/街道和楼号，或发送位置。）")
     await flow.say(RESIDENT, "报事 南关村口路灯坏了")
     await flow.deliver()
     made = await tickets(flow.tg)
     assert len(made) == 2 and made[1].text == "南关村口路灯坏了"
     assert made[1].state == S.ASSIGNED
     assert (await ticket(flow.tg, first.number)).state == S.REPORTED  # still asked
-    assert any("还在等您回复具体位置" in x for x in flow.texts(RESIDENT)[-3:])
+    assert any("还在等您说明具体位置" in x for x in flow.texts(RESIDENT)[-3:])

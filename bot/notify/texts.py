@@ -95,7 +95,7 @@ ZH: dict[str, str] = {
     "coord.assign_to": "派给哪个网格？",
     "coord.assigned": "已派单：{number} → {grid}。",
     "coord.rejected": "已不予受理：{number}，已告知报事人。",
-    "pending.place": "（工单 {number} 还在等您回复具体位置，回复那条提问即可。）",
+    "pending.place": "（工单 {number} 还在等您说明具体位置：回复那条提问，写上小区/街道和楼号，或发送位置。）",
     "pending.resolve": "（工单 {number} 还在等您发送办结说明。）",
     "pending.return": "（工单 {number} 还在等您说明退回原因。）",
     "choices.reply_number": "回复数字选择：",
@@ -151,6 +151,10 @@ ZH: dict[str, str] = {
     "state.returned": "已退回，待重新分派",
     "state.reopened": "重新处理中",
     "unrouted": "待分派",
+    # WeChat Official Account
+    "wechat.user": "微信用户{tail}",
+    "wechat.media_kept": "已收到。请接着用文字说明是什么问题、在哪里，会和这条一起转给网格员。",
+    "invite.wechat_oa": "微信公众号：关注本公众号后在对话框发送邀请码 {code}，或扫描场景值为 {code} 的带参数二维码。",
 }
 
 EN: dict[str, str] = {
@@ -242,7 +246,7 @@ EN: dict[str, str] = {
     "coord.assign_to": "Assign to which grid?",
     "coord.assigned": "Assigned: {number} → {grid}.",
     "coord.rejected": "Not accepted: {number}; the reporter was told.",
-    "pending.place": "(Ticket {number} still needs the place: reply to that question.)",
+    "pending.place": "(Ticket {number} still needs the place: answer that question with the street or estate and building, or send your location.)",
     "pending.resolve": "(Ticket {number} still waits for your resolution note.)",
     "pending.return": "(Ticket {number} still waits for the reason you return it.)",
     "choices.reply_number": "Reply with a number:",
@@ -298,6 +302,9 @@ EN: dict[str, str] = {
     "state.returned": "returned, being reassigned",
     "state.reopened": "reopened",
     "unrouted": "unrouted",
+    "wechat.user": "WeChat user {tail}",
+    "wechat.media_kept": "Received. Please add in words what the problem is and where; it will go to the grid worker with this.",
+    "invite.wechat_oa": "WeChat Official Account: follow the account and send the code {code} in its chat, or scan a QR code whose scene is {code}.",
 }
 
 CATEGORY_EN = {
