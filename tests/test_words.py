@@ -154,3 +154,13 @@ async def test_a_waiting_question_yields_to_a_query_and_a_new_report(staffed: Fl
     assert made[1].state == S.ASSIGNED
     assert (await ticket(flow.tg, first.number)).state == S.REPORTED  # still asked
     assert any("还在等您说明具体位置" in x for x in flow.texts(RESIDENT)[-3:])
+
+
+async def test_a_bare_rating_with_nothing_to_rate_is_not_a_ticket(staffed: Flow) -> None:
+    flow = staffed
+    await flow.say(RESIDENT, "满意")
+    await flow.say(RESIDENT, "不满意，楼下垃圾又堆起来了")  # with words: a new problem
+    await flow.deliver()
+    assert flow.texts(RESIDENT)[0] == "您现在没有等待评价的工单。有新问题请直接发送。"
+    made = await tickets(flow.tg)
+    assert [t.text for t in made] == ["不满意，楼下垃圾又堆起来了"]

@@ -108,6 +108,8 @@ async def _ticket(s: AsyncSession, deps: Deps, ctx: Ctx, said: Said) -> Ticket:
         rows = (await s.scalars(q.where(Ticket.state.in_([x.value for x in states]))
                                 .order_by(Ticket.id.desc()).limit(20))).all()
         if not rows:
+            if said.verb == "rate" and not said.rest:  # a bare 满意: not a new problem
+                raise Refused(t("rate.nothing_waiting", ctx.lang))
             raise NotMeant
         if len(rows) > 1:
             raise Refused(t("words.which", ctx.lang, n=len(rows),
