@@ -112,6 +112,7 @@ class Core:
             async with self.deps.sm() as s, s.begin():
                 if await self._first_time(s, ctx, ib.external_id):
                     ctx.reply(s, t("chatter.thanks", ctx.lang))
+                    await self._remind_pending(s, ctx)
             self.deps.wake_outbox()
         return Handled("chatter")
 
@@ -147,6 +148,8 @@ class Core:
             return None
         if pending is not None and reply_ticket not in (None, pending.ticket_id):
             pending = None  # a reply to another ticket's card is about that ticket
+        if pending is not None and is_chatter(ib):
+            return None  # 谢谢 is not where the pothole is: thanked, and reminded (_chatter)
         if pending is not None and report_word(ib.text) is not None and reply_ticket is None:
             # a new report is not the answer to the question: file it, and say the question
             # still waits

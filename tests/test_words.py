@@ -164,3 +164,19 @@ async def test_a_bare_rating_with_nothing_to_rate_is_not_a_ticket(staffed: Flow)
     assert flow.texts(RESIDENT)[0] == "您现在没有等待评价的工单。有新问题请直接发送。"
     made = await tickets(flow.tg)
     assert [t.text for t in made] == ["不满意，楼下垃圾又堆起来了"]
+
+
+async def test_thanks_while_a_question_waits_is_not_the_answer(staffed: Flow) -> None:
+    flow = staffed
+    await flow.say(RESIDENT, "这里有个坑很危险")  # privately, no place: the bot asks where
+    await flow.deliver()
+    first = await ticket(flow.tg)
+    await flow.say(RESIDENT, "谢谢")
+    await flow.deliver()
+    assert flow.texts(RESIDENT)[-2:] == [
+        "不客气！有新问题随时发给我。",
+        f"（工单 {first.number} 还在等您说明具体位置：回复那条提问，"
+        "写上小区/街道和楼号，或发送位置。）"]
+    await flow.say(RESIDENT, "在南关农贸市场门口")  # the real answer still counts
+    await flow.deliver()
+    assert (await ticket(flow.tg)).state == S.ASSIGNED
