@@ -45,10 +45,11 @@ def _fail(line: str) -> int:
 
 
 def serve_config_problem(settings: Settings) -> str | None:
-    if settings.telegram_bot_token is None:  # today's only network channel
-        return ("启动失败：没有配置任何渠道（例如 TELEGRAM_BOT_TOKEN，见 .env.example）；不接平台"
-                "试用请运行 python run_bot.py console / no channel is configured "
-                "(TELEGRAM_BOT_TOKEN …), or use: console")
+    wechat = settings.wechat_oa_appid and settings.wechat_oa_secret and settings.wechat_oa_token
+    if settings.telegram_bot_token is None and not wechat:
+        return ("启动失败：没有配置任何渠道（TELEGRAM_BOT_TOKEN，或 WECHAT_OA_APPID/SECRET/TOKEN，"
+                "见 .env.example）；不接平台试用请运行 python run_bot.py console / no channel is "
+                "configured (TELEGRAM_BOT_TOKEN, WECHAT_OA_*), or use: console")
     if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
         return ("启动失败：设置了 TELEGRAM_WEBHOOK_URL 就必须同时设置 TELEGRAM_WEBHOOK_SECRET "
                 "/ TELEGRAM_WEBHOOK_SECRET must be set with TELEGRAM_WEBHOOK_URL")
@@ -112,7 +113,11 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from handlers.serve import configured, run
 
     try:
-        run(settings, configured(settings))
+        edges = configured(settings)
+    except ValueError as e:  # a malformed WECHAT_OA_AES_KEY or template field mapping
+        return _fail(f"启动失败：渠道配置有误：{e} / a channel's settings are malformed")
+    try:
+        run(settings, edges)
     except TelegramNetworkError as e:
         return _failed_start(telegram_unreachable(settings, e))
     except TelegramUnauthorizedError:

@@ -30,6 +30,18 @@ class Settings(BaseSettings):
     telegram_bot_username: str | None = None
     telegram_polling_timeout: int = 25
 
+    # WeChat Official Account (公众号); the channel is off unless APPID, SECRET and TOKEN are set
+    wechat_oa_appid: str | None = None
+    wechat_oa_secret: SecretStr | None = None
+    wechat_oa_token: SecretStr | None = None
+    wechat_oa_aes_key: SecretStr | None = None  # EncodingAESKey: compatible and safe modes
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_http_timeout_s: float = 8.0
+    wechat_replay_window_s: int = 300  # 0 turns the timestamp check off
+    wechat_oa_template_id: str | None = None
+    wechat_oa_template_fields: str = (
+        "number=character_string1,state=thing2,time=time3,line=thing4")
+
     language: Literal["zh", "en"] = "zh"
     timezone: str = "Asia/Shanghai"
     ticket_prefix: str = "FS"

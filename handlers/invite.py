@@ -35,11 +35,18 @@ def invite_line(inv: NewInvite, timezone: str) -> str:
 
 
 async def ways_in(settings: Settings, code: str) -> list[str]:
-    """How the invited person redeems the code: one line per channel."""
-    name = settings.telegram_bot_username or await bot_username(settings)
-    if name:
-        return [f"Telegram：打开 https://t.me/{name}?start={code}"]
-    return [f"Telegram：私聊机器人，发送 /start {code}"]
+    """How the invited person redeems the code: one line per enabled channel."""
+    lines: list[str] = []
+    from handlers.wechat.oa import OfficialAccount, invite_hint
+
+    oa = OfficialAccount.from_settings(settings)
+    if settings.telegram_bot_token is not None or settings.telegram_bot_username or oa is None:
+        name = settings.telegram_bot_username or await bot_username(settings)
+        lines.append(f"Telegram：打开 https://t.me/{name}?start={code}" if name
+                     else f"Telegram：私聊机器人，发送 /start {code}")
+    if oa is not None:
+        lines.append(invite_hint(code))
+    return lines
 
 
 async def print_invite(settings: Settings, role: str, grid: str | None,

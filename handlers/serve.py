@@ -51,6 +51,11 @@ def configured(settings: Settings) -> list[Edge]:
         from handlers.telegram.edge import TelegramEdge
 
         edges.append(TelegramEdge(settings))
+    from handlers.wechat.oa import OfficialAccount
+
+    oa = OfficialAccount.from_settings(settings)
+    if oa is not None:
+        edges.append(oa)
     return edges
 
 

@@ -13,8 +13,10 @@ from models.tickets import (
     Ticket,
     TicketEvent,
 )
+from models.tokens import AccessToken
 
 __all__ = [
+    "AccessToken",
     "Attachment",
     "Base",
     "Boundary",

@@ -1,4 +1,5 @@
-"""Each story in this folder runs once per channel: Telegram, the console, the minimal channel."""
+"""Each story in this folder runs once per channel: Telegram, the console, the minimal channel
+and the WeChat Official Account."""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ from tests.contract.channels import (
     RecordingConsoleSender,
     TelegramChannel,
 )
+from tests.contract.wechat import WeChatChannel, oa_stack
 from tests.fakes import BOT_USERNAME, RecordingBot
 from tests.fakes.minimal import CHANNEL as MINIMAL
 from tests.fakes.minimal import MinimalSender
 from tests.test_telegram_flow import Flow
 
 
-@pytest.fixture(params=["telegram", "console", "minimal"])
+@pytest.fixture(params=["telegram", "console", "minimal", "wechat"])
 async def channel(request: pytest.FixtureRequest, loaded_settings: Settings,
                   clock: FakeClock, bot: RecordingBot) -> AsyncIterator[Channel]:
     if request.param == "telegram":
@@ -46,6 +48,10 @@ async def channel(request: pytest.FixtureRequest, loaded_settings: Settings,
             yield ConsoleChannel(app, state, sender, clock)
         finally:
             await app.close()
+        return
+    if request.param == "wechat":
+        async with oa_stack(loaded_settings, clock) as stack:
+            yield WeChatChannel(stack)
         return
     minimal = MinimalSender()
     app = await build_app(loaded_settings, {MINIMAL: minimal}, clock=clock)

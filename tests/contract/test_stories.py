@@ -1,7 +1,8 @@
 """The core's stories, the same on every channel: the same ticket states, the same words told.
 
-Each test runs three times (tests/contract/conftest.py): Telegram through the real Dispatcher,
-the console's own classes, and the minimal channel (no buttons, no quoting, 600 characters).
+Each test runs four times (tests/contract/conftest.py): Telegram through the real Dispatcher,
+the console's own classes, the minimal channel (no buttons, no quoting, 600 characters), and
+the WeChat Official Account through its real callback over HTTP, its sender and a fake API.
 """
 
 from __future__ import annotations

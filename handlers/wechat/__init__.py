@@ -1,0 +1,1 @@
+"""WeChat: the Official Account (公众号) channel. See oa.py."""
