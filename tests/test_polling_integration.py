@@ -283,7 +283,10 @@ async def test_kill_9_before_and_after_commit(svc: Service, api: FakeBotAPI) -> 
 
     # 2. a new report and the worker's note on the card: committed and answered, but the
     # process dies before the offset is confirmed (the confirming getUpdates fails, the bot
-    # backs off for a second, and is killed in that window)
+    # backs off for a second, and is killed in that window). The card's id is recorded just
+    # after Telegram took it; a reply quicker than that (milliseconds, where a person takes
+    # seconds) would find no ticket to attach the note to, so wait for the record first
+    await delivered(svc)
     mark = len(api.sent())
     second = chat.say(RESIDENT, "报事 南关小学门口井盖丢了", group=True)["update_id"]
     note = chat.say(WORKER, "已派人清运", reply_to=card["result"])["update_id"]
