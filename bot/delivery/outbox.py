@@ -380,8 +380,18 @@ class OutboxWorker:
             return await self._timed(self._template(sender, msg, caps)), []
         parts, offered = render(msg, caps)
         ext: str | None = None
-        for part in parts:
-            ext = await self._timed(sender.send(part))
+        try:
+            for part in parts:
+                ext = await self._timed(sender.send(part))
+        except Undeliverable as refused:
+            # the platform says free text can't reach them now (its window by its clock, or
+            # the quota of messages per resident message): the template still can
+            if not (caps.templates and msg.chat_kind == ChatKind.PRIVATE):
+                raise
+            try:
+                return await self._timed(self._template(sender, msg, caps)), []
+            except Undeliverable:
+                raise refused from None  # the platform's own reason is the one to record
         return ext, offered
 
     async def _timed(self, sending: Awaitable[str | None]) -> str | None:
