@@ -1,4 +1,4 @@
-"""grid-intake command line: serve (default), console, import, route, invite.
+"""grid-intake command line: serve (default), console, import, route, invite, wechat menu.
 
 Platform libraries are imported only by the subcommands that talk to a platform: aiogram
 alone takes seconds to import, and a usage error or a configuration mistake should answer at
@@ -172,6 +172,13 @@ def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(print_invite(settings, args.role, args.grid, args.community))
 
 
+def cmd_wechat(settings: Settings, args: argparse.Namespace) -> int:
+    from handlers.wechat.menu import configured_menu, set_menu
+
+    logging.getLogger().setLevel(logging.WARNING)
+    return asyncio.run(set_menu(settings, configured_menu(), show=args.show))
+
+
 def _code(text: str) -> str:
     """Grid and community codes as the county files write them (FN-02), however typed."""
     return text.strip().upper()
@@ -191,11 +198,15 @@ def parser() -> argparse.ArgumentParser:
     inv.add_argument("--grid", type=_code, help="grid code, e.g. FN-02 (worker, leader)")
     inv.add_argument("--community", type=_code, help="community code, e.g. FN (coordinator)")
     inv.set_defaults(usage_error=inv.error)
+    wx = sub.add_parser("wechat", help="WeChat Official Account tasks")
+    wx_sub = wx.add_subparsers(dest="wechat_cmd", metavar="{menu}", required=True)
+    menu = wx_sub.add_parser("menu", help="set the account's menu (default or WECHAT_OA_MENU)")
+    menu.add_argument("--show", action="store_true", help="print the menu JSON, send nothing")
     return p
 
 
 COMMANDS = {"serve": cmd_serve, "console": cmd_console, "import": cmd_import,
-            "route": cmd_route, "invite": cmd_invite}
+            "route": cmd_route, "invite": cmd_invite, "wechat": cmd_wechat}
 
 
 def settings_problems(e: ValidationError) -> list[str]:

@@ -33,8 +33,8 @@ What becomes what (chat = the resident's OpenID, always a private chat)
 - link -> its title, description and URL as text
 - events: subscribe -> welcome (with a parametric QR code: its scene, as below); SCAN ->
   the scene: an invite code, or t_<ticket number> to follow a ticket; CLICK with key REPORT
-  (我要报事) -> how to report, MY_TICKETS (我的工单) -> the person's tickets; unsubscribe and
-  anything else -> nothing
+  (我要报事) -> how to report, MY_TICKETS (我的工单) -> the person's tickets, HELP (使用说明)
+  -> the core's help; unsubscribe and anything else -> nothing
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ FINISH_WITHIN = 10.0  # at shutdown, how long messages in hand may take
 
 REPORT_KEYS = frozenset({"REPORT", "我要报事"})
 MY_KEYS = frozenset({"MY_TICKETS", "我的工单"})
+HELP_KEYS = frozenset({"HELP", "使用说明"})
 REPORT_WORD = "报事"  # the menu's 我要报事 is the same as typing it: the core asks what and where
 MY_WORDS = "我的工单"
 
@@ -507,6 +508,8 @@ class OfficialAccount:
             return _discard(core.on_message, said(REPORT_WORD))
         if event == "click" and key in MY_KEYS:
             return _discard(core.on_message, said(MY_WORDS))
+        if event == "click" and key in HELP_KEYS:
+            return lambda: core.on_help(ctx)
         return None  # unsubscribe, menu links, reported locations, template receipts
 
     async def _fetch(self, app: App, kind: str, media_id: str) -> Media:

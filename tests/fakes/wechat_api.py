@@ -9,6 +9,8 @@ every call. Faults: ``fail(path, errcode, times, touser)`` answers the next call
 
 What reaches each resident is in ``log`` as (openid, text) in arrival order; a test harness
 adds the passive replies it received to the same list, so the order is the resident's.
+
+Menus it accepted (menu/create) are in ``menus``, in order.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ TEMPLATE = "/cgi-bin/message/template/send"
 UPLOAD = "/cgi-bin/media/upload"
 MEDIA_GET = "/cgi-bin/media/get"
 TOKEN = "/cgi-bin/token"
+MENU_CREATE = "/cgi-bin/menu/create"
 TEXT_BYTES = 2048
 
 
@@ -47,6 +50,7 @@ class FakeWeChatAPI:
     custom: list[dict[str, Any]] = field(default_factory=list)  # accepted, in order
     templates: list[dict[str, Any]] = field(default_factory=list)
     media: dict[str, bytes] = field(default_factory=dict)
+    menus: list[dict[str, Any]] = field(default_factory=list)  # accepted menu/create bodies
     token_fetches: int = 0
     delay: float = 0.0  # seconds each message send takes (a slow or hanging API)
     _valid: set[str] = field(default_factory=set)
@@ -62,6 +66,7 @@ class FakeWeChatAPI:
         app.router.add_post(TEMPLATE, self._template)
         app.router.add_post(UPLOAD, self._upload)
         app.router.add_get(MEDIA_GET, self._media_get)
+        app.router.add_post(MENU_CREATE, self._create_menu)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -190,3 +195,16 @@ class FakeWeChatAPI:
         kind = filetype.guess(data)
         return web.Response(body=data,
                             content_type=kind.mime if kind else "application/octet-stream")
+
+    async def _create_menu(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        call = Call(MENU_CREATE, dict(request.query), body)
+        self.calls.append(call)
+        refused = self._refuse(call)
+        if refused is not None:
+            return refused
+        if not isinstance(body, dict) or not body.get("button"):
+            call.errcode = 40016
+            return web.json_response({"errcode": 40016, "errmsg": "invalid button size"})
+        self.menus.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
