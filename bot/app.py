@@ -29,7 +29,7 @@ from bot.tickets.sweeper import run_sweeper
 from config.settings import Settings
 from models.base import utcnow
 from models.county import Grid
-from models.db import make_engine, make_sessionmaker, upgrade
+from models.db import is_sqlite, make_engine, make_sessionmaker, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class App:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     health: Health = field(default_factory=Health)  # the edge reports each channel here
+    reader: AsyncEngine | None = None  # deps.read's engine (SQLite)
 
     def start_background(self, *, outbox: bool = True, sweeper: bool = True) -> None:
         if outbox:
@@ -99,6 +100,8 @@ class App:
                 task.cancel()
         await self.intake.stop()
         await self.engine.dispose()
+        if self.reader is not None:
+            await self.reader.dispose()
 
 
 async def build_app(
@@ -111,12 +114,15 @@ async def build_app(
     await prepare_database(settings)
     engine = make_engine(settings.database_url)
     sm = make_sessionmaker(engine)
+    reader = make_engine(settings.database_url, reads_only=True) \
+        if is_sqlite(settings.database_url) else None
     media = MediaStore(settings.media_root(), settings.media_max_bytes)
     sm.configure(info={"clock": clock})  # outbox rows queued inside core calls use it
     county = CountyHolder(sm)
     await county.refresh(force=True)
     outbox = OutboxWorker(sm, senders, settings, clock=clock)
     deps = Deps(sm=sm, county=county, sla=sla_config(settings), clock=clock, media=media,
+                read=make_sessionmaker(reader) if reader else None,
                 follow_link=follow_link, prefix=settings.ticket_prefix,
                 invite_ttl_days=settings.invite_ttl_days, wake_outbox=outbox.wake)
     intake = IntakeWriter(
@@ -125,7 +131,7 @@ async def build_app(
         follow_link=follow_link, on_commit=outbox.wake, batch_max=settings.intake_batch_max,
         repeat_window=timedelta(seconds=settings.repeat_window_seconds),
         per_minute=settings.reports_per_minute)
-    app = App(settings, engine, deps, Core(deps, intake), intake, outbox)
+    app = App(settings, engine, deps, Core(deps, intake), intake, outbox, reader=reader)
     # everything built so far (routing index, models, libraries) lives as long as the process:
     # keep it out of full collections, which otherwise pause intake for ~200 ms each
     gc.freeze()

@@ -121,7 +121,10 @@ class Core:
 
         Logged under the same key as a report, in the same transaction: a platform that
         redelivers (offset not yet confirmed when the process died) gets no second effect.
+        Most messages are none of these: a read without the write lock says so first.
         """
+        if not await self._may_follow_up(ctx, ib):
+            return None
         async with self.deps.sm() as s, s.begin():
             if await s.scalar(select(InboundLog.id).where(
                     InboundLog.channel == ib.channel, InboundLog.external_id == ib.external_id)):
@@ -132,6 +135,25 @@ class Core:
                                  chat_id=ib.chat_id, sender_id=ib.sender_id,
                                  received_at=ib.received_at))
             return done
+
+    async def _may_follow_up(self, ctx: Ctx, ib: Inbound) -> bool:
+        """Could this message be an answer, a note on a card, a staff hint, or a first word
+        in a new private chat? (A private report remembers its chat in the intake batch.)"""
+        async with self.deps.reader()() as s:
+            if await s.scalar(select(PendingInput.id).where(
+                    PendingInput.channel == ctx.channel, PendingInput.user_id == ctx.user_id,
+                    PendingInput.expires_at > self.deps.clock())):
+                return True
+            if await self._replied_ticket(s, ib) is not None:
+                return True
+            if ib.chat_kind != ChatKind.PRIVATE:
+                return False
+            if not is_report(ib) and await s.scalar(select(Identity.private_chat_id).where(
+                    Identity.channel == ctx.channel, Identity.user_id == ctx.user_id)) \
+                    != ctx.chat_id:
+                return True
+            return report_word(ib.text) is None and not is_command(ib.text) \
+                and bool(await directory.standing_roles(s, ctx.channel, ctx.user_id))
 
     async def _answer_or_note(self, s: AsyncSession, ctx: Ctx, ib: Inbound) -> Handled | None:
         if ib.chat_kind == ChatKind.PRIVATE:

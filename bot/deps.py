@@ -30,6 +30,11 @@ class Deps:
     wake_outbox: Callable[[], None] = lambda: None
     bad_codes: Strikes = field(default_factory=Strikes)  # wrong invite codes, per person/chat
     media: MediaStore | None = None  # where arriving photos, voice and video are kept
+    # sessions that only read: on SQLite they take no write lock (models.db.make_engine)
+    read: async_sessionmaker[AsyncSession] | None = None
+
+    def reader(self) -> async_sessionmaker[AsyncSession]:
+        return self.read or self.sm
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,13 +25,17 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, **kw: Any) -> AsyncEngine:
+def make_engine(url: str, *, reads_only: bool = False, **kw: Any) -> AsyncEngine:
+    """The engine; on SQLite `reads_only` gives one whose transactions take no write lock,
+    for the checks that decide whether a write transaction is needed at all."""
     if is_sqlite(url):
         db = make_url(url).database
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kw)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if reads_only:
+            return engine
         event.listen(engine.sync_engine, "connect", _no_driver_begin)
         # Every core transaction checks a ticket's state and then writes. The driver's own
         # deferred BEGIN lets two of them read the same state before either writes, so two

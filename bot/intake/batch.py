@@ -151,6 +151,8 @@ class Batch:
 
     def _open_tickets(self, conn: Connection, reports: dict[int, Inbound]) -> _Opened:
         idx, now = self.index, self.now
+        reporters = lookups.private_chats(conn, reports.values())
+        lookups.remember_private_chats(conn, reports, reporters, now)
         earlier = lookups.sent_before(conn, reports, self.window)
         recent = lookups.recent_tickets(
             conn, reports, now - max(self.repeat_window, timedelta(minutes=1)))
@@ -165,7 +167,6 @@ class Batch:
         reports_all, reports = reports, {i: reports[i] for i in scr.opens}
         earlier = {i: e for i, e in earlier.items() if i in reports}
         bindings = lookups.bindings(conn, reports.values())
-        reporters = lookups.private_chats(conn, reports.values())
         numbers = lookups.allocate_numbers(conn, self.prefix, now, len(reports), self.sla)
         tickets: dict[int, NewTicket] = {}
         candidates: dict[int, list[str]] = {}

@@ -112,6 +112,27 @@ def private_chats(conn: Connection, inbounds: Any) -> dict[str, str]:
     return {u: c for u, c in rows.all() if c}
 
 
+def remember_private_chats(conn: Connection, reports: dict[int, Inbound],
+                           known: dict[str, str], now: datetime) -> None:
+    """A private report tells us the resident's private chat: updates go there from now on.
+
+    Done here, once per batch, so that a private message needs no write transaction of its
+    own before intake (Core._may_follow_up).
+    """
+    rows = {ib.sender_id: dict(channel=ib.channel, user_id=ib.sender_id,
+                               display_name=ib.sender_name[:128], private_chat_id=ib.chat_id,
+                               created_at=now)
+            for ib in reports.values()
+            if ib.chat_kind == ChatKind.PRIVATE and known.get(ib.sender_id) != ib.chat_id}
+    if not rows:
+        return
+    stmt = insert_for(conn, Identity)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["channel", "user_id"],
+        set_={"private_chat_id": stmt.excluded.private_chat_id,
+              "display_name": stmt.excluded.display_name}), list(rows.values()))
+
+
 def allocate_numbers(
     conn: Connection, prefix: str, now: datetime, n: int, sla: SlaConfig
 ) -> list[str]:
