@@ -60,6 +60,16 @@ class Channel(Protocol):
     async def deliver(self) -> None: ...
 
 
+async def invite_code(app: App, who: str) -> str:
+    """A real invite for `who`'s role and scope, as `run_bot.py invite` makes one."""
+    role, scope = STAFF[who]
+    async with app.deps.sm() as s, s.begin():
+        inv = await create_invite(s, role, grid=scope if "-" in scope else None,
+                                  community=None if "-" in scope else scope,
+                                  now=app.deps.clock(), ttl_days=7)
+    return inv.code
+
+
 async def drain(app: App, clock: FakeClock) -> None:
     """Send everything queued, moving the fake clock past rate limits and backoffs."""
     for _ in range(100):
@@ -198,13 +208,9 @@ class MinimalChannel:
         return self.GROUP_ID if who in RESIDENTS else who
 
     async def join(self, who: str) -> None:
-        role, scope = STAFF[who]
-        async with self.app.deps.sm() as s, s.begin():
-            inv = await create_invite(s, role, grid=scope if "-" in scope else None,
-                                      community=None if "-" in scope else scope,
-                                      now=self.app.deps.clock(), ttl_days=7)
+        code = await invite_code(self.app, who)
         await self.app.core.on_start(
-            Ctx(MINIMAL, who, who, who, ChatKind.PRIVATE, f"join-{who}"), inv.code)
+            Ctx(MINIMAL, who, who, who, ChatKind.PRIVATE, f"join-{who}"), code)
         await self.deliver()
 
     async def say(self, who: str, text: str) -> None:

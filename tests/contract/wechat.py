@@ -24,14 +24,13 @@ from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 
 from bot.app import App, build_app
-from bot.people.onboarding import create_invite
 from config.settings import Settings
 from handlers.http import make_web_app
 from handlers.wechat.oa import PATH, OfficialAccount
 from handlers.wechat.signing import signature
 from handlers.wechat.xml import cdata, parse
 from tests.conftest import FakeClock
-from tests.contract.channels import STAFF, drain
+from tests.contract.channels import drain, invite_code
 from tests.fakes.wechat_api import FakeWeChatAPI
 
 APPID = "wx5823bf96d3bd56c7"
@@ -180,12 +179,7 @@ class WeChatChannel:
         self.users = WeChatUsers(stack)
 
     async def join(self, who: str) -> None:
-        role, scope = STAFF[who]
-        async with self.app.deps.sm() as s, s.begin():
-            inv = await create_invite(s, role, grid=scope if "-" in scope else None,
-                                      community=None if "-" in scope else scope,
-                                      now=self.app.deps.clock(), ttl_days=7)
-        await self.users.say(openid_of(who), inv.code)
+        await self.users.say(openid_of(who), await invite_code(self.app, who))
         await self.deliver()
 
     async def say(self, who: str, text: str) -> None:
