@@ -42,6 +42,27 @@ class Settings(BaseSettings):
     wechat_oa_template_fields: str = (
         "number=character_string1,state=thing2,time=time3,line=thing4")
 
+    # WeCom (企业微信) self-built app: workers and coordinators; off unless CORP_ID, SECRET,
+    # AGENT_ID, TOKEN and AES_KEY are all set (WeCom callbacks are always encrypted)
+    wecom_corp_id: str | None = None
+    wecom_secret: SecretStr | None = None
+    wecom_agent_id: int | None = None
+    wecom_token: SecretStr | None = None
+    wecom_aes_key: SecretStr | None = None
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    # WeCom smart robot (智能机器人, API mode) in staff groups; off unless both are set
+    wecom_robot_token: SecretStr | None = None
+    wecom_robot_aes_key: SecretStr | None = None
+    # WeCom group robot webhook (消息推送) for a coordinators' group: alerts and digests
+    wecom_group_webhook_url: SecretStr | None = None
+    # 居民上报: how often serve pulls residents' reports from WeCom (0: never)
+    wecom_resident_sync_seconds: float = 60.0
+
+    # the signed JSON bridge for group-chat connectors; off unless BRIDGE_SECRET is set
+    bridge_secret: SecretStr | None = None
+    bridge_callback_url: str | None = None
+    bridge_capabilities: str = ""
+
     language: Literal["zh", "en"] = "zh"
     timezone: str = "Asia/Shanghai"
     ticket_prefix: str = "FS"

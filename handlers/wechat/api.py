@@ -37,13 +37,20 @@ class Unreachable(Exception):
 
 
 class OAClient:
+    """The Official Account's API (handlers.wecom.api.WeComClient is the same for WeCom, with
+    WeCom's token call)."""
+
     def __init__(self, base: str, appid: str, secret: str,
                  sm: async_sessionmaker[AsyncSession], timeout: float) -> None:
         self._base = base.rstrip("/")
         self._appid, self._secret = appid, secret
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self.tokens = TokenStore(sm, f"wechat:{appid}", self._fetch_token)
+        self.tokens = TokenStore(sm, self.token_key(), self._fetch_token)
+
+    def token_key(self) -> str:
+        """The access_tokens row this app's token is shared through."""
+        return f"wechat:{self._appid}"
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -77,6 +84,18 @@ class OAClient:
         token = await self.tokens.get()
         return await self._json("POST", path, params={"access_token": token}, data=data,
                                 headers=headers)
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """GET with the access token; a token error refreshes it and retries once."""
+        token = await self.tokens.get()
+        try:
+            return await self._json("GET", path, params={**(params or {}), "access_token": token})
+        except WeChatError as e:
+            if e.errcode not in TOKEN_ERRORS:
+                raise
+        await self.tokens.invalidate(token)
+        token = await self.tokens.get()
+        return await self._json("GET", path, params={**(params or {}), "access_token": token})
 
     async def upload(self, kind: str, data: bytes, filename: str, mime: str) -> str:
         """media/upload (temporary media, kept by WeChat for 3 days) -> media_id."""
