@@ -333,6 +333,15 @@ def use_language(lang: str) -> None:
     _service_language[0] = lang
 
 
+def register(zh: dict[str, str], en: dict[str, str]) -> None:
+    """Add a channel's own texts (its module calls this on import); a key may not be reused."""
+    for table, more in ((ZH, zh), (EN, en)):
+        clash = table.keys() & more.keys()
+        if clash and any(table[k] != more[k] for k in clash):
+            raise ValueError(f"text keys already in use: {', '.join(sorted(clash))}")
+        table.update(more)
+
+
 def t(key: str, lang: str = "", **kw: Any) -> str:
     """`key` in `lang` ("" = the service's language); a key missing in a table falls back to zh."""
     table = _TABLES.get(lang or _service_language[0], ZH)
