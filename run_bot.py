@@ -45,11 +45,13 @@ def _fail(line: str) -> int:
 
 
 def serve_config_problem(settings: Settings) -> str | None:
-    wechat = settings.wechat_oa_appid and settings.wechat_oa_secret and settings.wechat_oa_token
-    if settings.telegram_bot_token is None and not wechat:
-        return ("启动失败：没有配置任何渠道（TELEGRAM_BOT_TOKEN，或 WECHAT_OA_APPID/SECRET/TOKEN，"
-                "见 .env.example）；不接平台试用请运行 python run_bot.py console / no channel is "
-                "configured (TELEGRAM_BOT_TOKEN, WECHAT_OA_*), or use: console")
+    from handlers.serve import KINDS, present
+
+    if not present(settings):
+        names = "，或 ".join(k.settings for k in KINDS)
+        return (f"启动失败：没有配置任何渠道（{names}，见 .env.example）；不接平台试用请运行 "
+                "python run_bot.py console / no channel is configured (see .env.example), "
+                "or use: console")
     if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
         return ("启动失败：设置了 TELEGRAM_WEBHOOK_URL 就必须同时设置 TELEGRAM_WEBHOOK_SECRET "
                 "/ TELEGRAM_WEBHOOK_SECRET must be set with TELEGRAM_WEBHOOK_URL")
@@ -179,6 +181,12 @@ def cmd_wechat(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(set_menu(settings, configured_menu(), show=args.show))
 
 
+def cmd_wecom(settings: Settings, args: argparse.Namespace) -> int:
+    from handlers.wecom.cli import run
+
+    return run(settings, args)
+
+
 def _code(text: str) -> str:
     """Grid and community codes as the county files write them (FN-02), however typed."""
     return text.strip().upper()
@@ -202,11 +210,22 @@ def parser() -> argparse.ArgumentParser:
     wx_sub = wx.add_subparsers(dest="wechat_cmd", metavar="{menu}", required=True)
     menu = wx_sub.add_parser("menu", help="set the account's menu (default or WECHAT_OA_MENU)")
     menu.add_argument("--show", action="store_true", help="print the menu JSON, send nothing")
+    wc = sub.add_parser("wecom", help="WeCom (企业微信) tasks")
+    wc_sub = wc.add_subparsers(dest="wecom_cmd", required=True)
+    wc_sub.add_parser("sync", help="bind the county's staff to WeCom userids by mobile number")
+    grids = wc_sub.add_parser("grids", help="居民上报: the county's grids in WeCom")
+    grids_sub = grids.add_subparsers(dest="grids_cmd", required=True)
+    push = grids_sub.add_parser("push", help="mirror communities and grids into WeCom")
+    push.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    res = wc_sub.add_parser("residents", help="居民上报: residents' reports from WeCom")
+    res_sub = res.add_subparsers(dest="residents_cmd", required=True)
+    res_sub.add_parser("sync", help="pull changed reports once and turn them into tickets")
     return p
 
 
 COMMANDS = {"serve": cmd_serve, "console": cmd_console, "import": cmd_import,
-            "route": cmd_route, "invite": cmd_invite, "wechat": cmd_wechat}
+            "route": cmd_route, "invite": cmd_invite, "wechat": cmd_wechat,
+            "wecom": cmd_wecom}
 
 
 def settings_problems(e: ValidationError) -> list[str]:

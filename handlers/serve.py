@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -44,18 +47,51 @@ class Edge(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelKind:
+    """A channel serve can start: when its settings count as present, and where its edge is."""
+
+    label: str  # as an operator knows it, for messages
+    settings: str  # the settings that turn it on, for messages
+    present: Callable[[Settings], bool]
+    module: str  # imported only when present: platform libraries load only for channels in use
+    factory: str  # a callable in module: (Settings) -> Edge
+
+
+KINDS: tuple[ChannelKind, ...] = (
+    ChannelKind("Telegram", "TELEGRAM_BOT_TOKEN",
+                lambda s: s.telegram_bot_token is not None,
+                "handlers.telegram.edge", "TelegramEdge"),
+    ChannelKind("微信公众号", "WECHAT_OA_APPID/SECRET/TOKEN",
+                lambda s: bool(s.wechat_oa_appid and s.wechat_oa_secret and s.wechat_oa_token),
+                "handlers.wechat.oa", "OfficialAccount.from_settings"),
+    ChannelKind("企业微信应用", "WECOM_CORP_ID/SECRET/AGENT_ID/TOKEN/AES_KEY",
+                lambda s: bool(s.wecom_corp_id and s.wecom_secret and s.wecom_agent_id
+                               and s.wecom_token and s.wecom_aes_key),
+                "handlers.wecom.app", "WeComApp.from_settings"),
+    ChannelKind("企业微信智能机器人", "WECOM_ROBOT_TOKEN/AES_KEY",
+                lambda s: bool(s.wecom_robot_token and s.wecom_robot_aes_key),
+                "handlers.wecom.robot", "SmartRobot.from_settings"),
+    ChannelKind("消息桥", "BRIDGE_SECRET",
+                lambda s: s.bridge_secret is not None,
+                "handlers.bridge.edge", "BridgeEdge.from_settings"),
+)
+
+
+def present(settings: Settings) -> list[ChannelKind]:
+    return [k for k in KINDS if k.present(settings)]
+
+
 def configured(settings: Settings) -> list[Edge]:
     """The channels whose settings are present (platform libraries load only for those)."""
     edges: list[Edge] = []
-    if settings.telegram_bot_token is not None:
-        from handlers.telegram.edge import TelegramEdge
-
-        edges.append(TelegramEdge(settings))
-    from handlers.wechat.oa import OfficialAccount
-
-    oa = OfficialAccount.from_settings(settings)
-    if oa is not None:
-        edges.append(oa)
+    for kind in present(settings):
+        target: Any = importlib.import_module(kind.module)
+        for part in kind.factory.split("."):
+            target = getattr(target, part)
+        edge = target(settings)
+        if edge is not None:
+            edges.append(edge)
     return edges
 
 
