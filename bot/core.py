@@ -305,19 +305,30 @@ class Core:
         if known != ctx.chat_id:
             await onboarding.ensure_identity(s, ctx, private=True, now=self.deps.clock())
 
-    async def on_action(self, ctx: Ctx, action: Action, key: str | None = None
-                        ) -> tuple[str, bool]:
+    async def on_action(self, ctx: Ctx, action: Action, key: str | None = None,
+                        in_chat: bool = False) -> tuple[str, bool]:
         """A button press -> (short answer for the presser, done). A refusal changes nothing.
 
         `key` names the press itself (Telegram's callback query id): a redelivered press is
-        answered without acting again.
+        answered without acting again. `in_chat`: the channel shows no short answer beside
+        the chat (WeCom's cards), so the answer, or the refusal, is said in the chat unless
+        the step already said something there.
         """
+        dedup = key and f"cb:{key}"
         try:
             async with self.deps.sm() as s, s.begin():
-                if not await self._first_time(s, ctx, key and f"cb:{key}"):
+                if not await self._first_time(s, ctx, dedup):
                     return t("action.duplicate", ctx.lang), True
                 answer = await actions.act(s, self.deps, ctx, action)
+                if in_chat and not ctx.replied(s):
+                    ctx.reply(s, answer)
         except Refused as no:
+            if in_chat:
+                async with self.deps.sm() as s, s.begin():
+                    # logged here: the transaction above was rolled back with the refusal
+                    if await self._first_time(s, ctx, dedup):
+                        ctx.reply(s, str(no))
+                self.deps.wake_outbox()
             return str(no), False
         self.deps.wake_outbox()
         return answer, True

@@ -145,7 +145,7 @@ class ConsoleState:
 class ConsoleSender:
     channel = CH
     # a terminal has no link that opens a private chat: /private is typed
-    capabilities = Capabilities(deep_links=False)
+    capabilities = Capabilities(deep_links=False, location_button=True)
 
     def __init__(self, state: ConsoleState, out: TextIO) -> None:
         self.state, self.out = state, out

@@ -46,6 +46,12 @@ async def ways_in(settings: Settings, code: str) -> list[str]:
                      else f"Telegram：私聊机器人，发送 /start {code}")
     if oa is not None:
         lines.append(invite_hint(code))
+    from handlers.serve import present
+
+    if any(k.module == "handlers.wecom.app" for k in present(settings)):
+        from handlers.wecom.texts import invite_hint as wecom_hint
+
+        lines.append(wecom_hint(code))
     return lines
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     buttons: int = 100  # most buttons one message may carry; 0: numbered choices instead
+    button_chars: int = 64  # the longest label a button shows whole; longer: numbered choices
+    location_button: bool = False  # a button that asks for the person's location
     quoting: bool = True  # an answer says which message it replies to (a worker's note)
     max_text: int = 4096  # the longest text of one message
     utf16: bool = False  # the platform counts text in UTF-16 code units (Telegram does)

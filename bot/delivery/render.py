@@ -1,8 +1,11 @@
 """Fit one composed message to a channel's capabilities (bot.delivery.capabilities).
 
-- Buttons a channel cannot show become numbered choices in the text ("回复数字选择"); the
-  actions behind the numbers are returned so the outbox can remember them for that chat
-  (bot.delivery.choices), and a reply of "2" does what the second button does.
+- A button asking for the person's location is left out where the channel has none, and a
+  message that was only that button is not sent.
+- Buttons a channel cannot show (or not whole: labels too long) become numbered choices in
+  the text ("回复数字选择"); the actions behind the numbers are returned so the outbox can
+  remember them for that chat (bot.delivery.choices), and a reply of "2" does what the
+  second button does.
 - Text over the channel's limit is split, on line breaks where possible; the last part
   carries the choices.
 """
@@ -20,8 +23,14 @@ def render(msg: Outbound, caps: Capabilities, lang: str = "") -> tuple[list[Outb
                                                                          list[Action]]:
     choices: list[Action] = []
     text = msg.text
+    if not caps.location_button and msg.buttons:
+        if all(b.request_location for row in msg.buttons for b in row):
+            return [], []  # it only offered that button; the question already says "send it"
+        msg = replace(msg, buttons=[[b for b in row if not b.request_location]
+                                    for row in msg.buttons])
     n_buttons = sum(len(row) for row in msg.buttons)
-    if msg.buttons and (caps.buttons == 0 or n_buttons > caps.buttons):
+    too_long = any(len(b.text) > caps.button_chars for row in msg.buttons for b in row)
+    if msg.buttons and (caps.buttons == 0 or n_buttons > caps.buttons or too_long):
         lines: list[str] = []
         for row in msg.buttons:
             for b in row:

@@ -127,7 +127,7 @@ def _head(line: str, limit: int) -> str:
 
 class TelegramSender:
     channel = Channel.TELEGRAM.value
-    capabilities = Capabilities(max_text=TEXT_LIMIT, utf16=True)
+    capabilities = Capabilities(max_text=TEXT_LIMIT, utf16=True, location_button=True)
 
     def __init__(self, bot: Bot, media: MediaStore | None = None) -> None:
         self.bot = bot

@@ -14,15 +14,12 @@ two days.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import filetype
-
 from bot.delivery.capabilities import Capabilities
-from bot.delivery.media import MediaStore, parse_ref
+from bot.delivery.media import MediaStore
 from bot.messages import (
     Outbound,
     PermanentSendError,
@@ -34,6 +31,7 @@ from bot.messages import (
 )
 from handlers.wechat.api import TOKEN_ERRORS, OAClient, Unreachable, WeChatError
 from handlers.wechat.tokens import TokenUnavailable
+from handlers.wechat.uploads import Uploads
 from models.enums import Channel
 
 log = logging.getLogger(__name__)
@@ -41,9 +39,6 @@ log = logging.getLogger(__name__)
 TEXT_BYTES = 2048
 CAPABILITIES = Capabilities(buttons=0, quoting=False, max_text=680, window_hours=48,
                             templates=True, reusable_media=False, deep_links=False)
-UPLOAD_REUSE_S = 2 * 24 * 3600  # WeChat keeps temporary media three days
-IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif"}  # what an image message may carry
-IMAGE_BYTES = 10 * 1024 * 1024
 
 # errcode -> what it means for this one message
 OUTSIDE_WINDOW = 45015  # the resident has not written for 48 hours
@@ -138,12 +133,12 @@ class OASender:
         self.api, self.media, self.template, self.tz = api, media, template, tz
         # without a template, a message outside the window is undeliverable (the outbox asks)
         self.capabilities = replace(CAPABILITIES, templates=template is not None)
-        self._uploads: dict[str, tuple[str, float]] = {}  # sha256 -> (media_id, uploaded at)
+        self.uploads = Uploads(api, media)
 
     async def send(self, msg: Outbound) -> str | None:
         try:
             for ref in msg.photos:
-                media_id = await self._uploaded(ref)
+                media_id = await self.uploads.media_id(ref)
                 if media_id is not None:
                     await self._custom(msg.chat_id, "image", {"media_id": media_id})
             for piece in byte_pieces(msg.text):
@@ -176,26 +171,6 @@ class OASender:
     async def _custom(self, openid: str, msgtype: str, body: dict[str, str]) -> None:
         await self.api.call("/cgi-bin/message/custom/send",
                             {"touser": openid, "msgtype": msgtype, msgtype: body})
-
-    async def _uploaded(self, ref: str) -> str | None:
-        """A media_id for the stored photo behind `ref`; None when the bytes are not here."""
-        _origin, _file_id, sha = parse_ref(ref)
-        if sha is None or self.media is None or not self.media.has(sha):
-            log.info("a photo without stored bytes was left out of a WeChat message")
-            return None
-        known = self._uploads.get(sha)
-        if known is not None and time.time() - known[1] < UPLOAD_REUSE_S:
-            return known[0]
-        data = self.media.get(sha)
-        kind = filetype.guess(data)
-        if kind is None or kind.mime not in IMAGE_TYPES or len(data) > IMAGE_BYTES:
-            log.info("a photo WeChat does not take (%s, %d bytes) was left out",
-                     kind.mime if kind else "?", len(data))
-            return None
-        media_id = await self.api.upload("image", data, f"{sha[:16]}.{kind.extension}",
-                                         kind.mime)
-        self._uploads[sha] = (media_id, time.time())
-        return media_id
 
 
 def _local(at: datetime, tz: ZoneInfo) -> str:
