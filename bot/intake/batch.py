@@ -86,6 +86,12 @@ class Batch:
             i: IntakeOutcome(duplicate=True) for i in range(len(self.items)) if i not in fresh
         }
         reports = {i: self.items[i][0] for i in fresh if self.items[i][1]}
+        # a bare photo right after the sender's own report belongs to it, in a private chat too
+        bare = self._media_after(conn, {
+            i: ib for i, ib in reports.items() if ib.media and not ib.text.strip()
+            and ib.location is None and not ib.media_group_id})
+        for i in bare:
+            del reports[i]
         album_tickets = lookups.album_tickets(conn, [self.items[i][0] for i in fresh])
         opened = self._open_tickets(conn, reports) if reports else _Opened({}, {}, set())
         tickets = opened.tickets
@@ -93,7 +99,7 @@ class Batch:
             for i, tk in tickets.items():
                 if reports[i].media_group_id:
                     album_tickets.setdefault(reports[i].media_group_id or "", tk.id)
-        late = self._media_after(conn, {
+        late = bare | self._media_after(conn, {
             i: self.items[i][0] for i in fresh if not self.items[i][1] and self.items[i][0].media
             and album_tickets.get(self.items[i][0].media_group_id or "") is None})
         log_rows: list[dict[str, Any]] = []
