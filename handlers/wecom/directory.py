@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import prepare_database
 from config.settings import Settings
@@ -72,43 +72,47 @@ async def _staff(s: AsyncSession) -> list[Person]:
                                                      Person.id.in_(ids)).order_by(Person.id)))
 
 
-async def sync(s: AsyncSession, api: WeComClient) -> SyncReport:
-    """Bind every staff member WeCom knows by mobile; commits each binding as it is made."""
+async def sync(sm: async_sessionmaker[AsyncSession], api: WeComClient) -> SyncReport:
+    """Bind every staff member WeCom knows by mobile. No transaction is open while WeCom is
+    asked (the shared token may need writing meanwhile); each binding commits on its own."""
     report = SyncReport()
-    bound = set(await s.scalars(select(Identity.person_id).where(
-        Identity.channel == CH, Identity.person_id.is_not(None))))
-    for person in await _staff(s):
-        if person.id in bound:
-            report.already.append(person.name)
+    async with sm() as s:
+        bound = set(await s.scalars(select(Identity.person_id).where(
+            Identity.channel == CH, Identity.person_id.is_not(None))))
+        staff = [(p.id, p.name, p.phone) for p in await _staff(s)]
+    for person_id, name, phone in staff:
+        if person_id in bound:
+            report.already.append(name)
             continue
-        number = mobile(person.phone)
+        number = mobile(phone)
         if number is None:
-            report.no_mobile.append(person.name)
+            report.no_mobile.append(name)
             continue
         try:
             got = await api.call(GET_USERID, {"mobile": number})
         except WeChatError as e:
             if e.errcode not in NOT_FOUND:
                 raise
-            report.not_found.append(person.name)
+            report.not_found.append(name)
             continue
         userid = str(got.get("userid") or "")
         if not userid:
-            report.not_found.append(person.name)
+            report.not_found.append(name)
             continue
-        ident = await s.scalar(select(Identity).where(Identity.channel == CH,
-                                                      Identity.user_id == userid))
-        if ident is not None and ident.person_id not in (None, person.id):
-            report.clashes.append(person.name)
-            continue
-        if ident is None:
-            s.add(Identity(channel=CH, user_id=userid, display_name=person.name,
-                           person_id=person.id, private_chat_id=userid, created_at=utcnow()))
-        else:
-            ident.person_id, ident.private_chat_id = person.id, userid
-            ident.display_name = ident.display_name or person.name
-        await s.commit()
-        report.bound.append(person.name)
+        async with sm() as s, s.begin():
+            ident = await s.scalar(select(Identity).where(Identity.channel == CH,
+                                                          Identity.user_id == userid))
+            if ident is not None and ident.person_id not in (None, person_id):
+                report.clashes.append(name)
+                continue
+            if ident is None:
+                s.add(Identity(channel=CH, user_id=userid, display_name=name,
+                               person_id=person_id, private_chat_id=userid,
+                               created_at=utcnow()))
+            else:
+                ident.person_id, ident.private_chat_id = person_id, userid
+                ident.display_name = ident.display_name or name
+        report.bound.append(name)
     return report
 
 
@@ -125,8 +129,7 @@ async def run_sync(settings: Settings) -> int:
                           settings.wecom_secret.get_secret_value(), sm,
                           settings.wechat_http_timeout_s)
         try:
-            async with sm() as s:
-                report = await sync(s, api)
+            report = await sync(sm, api)
         except (WeChatError, Unreachable, TokenUnavailable) as e:
             print(f"企业微信同步中断：企业微信没有正常应答（{type(e).__name__}"
                   f"{f' {e.errcode}' if isinstance(e, WeChatError) else ''}），"
