@@ -3,6 +3,7 @@
 from models.base import Base
 from models.county import Boundary, CalendarDay, Community, CountyMeta, Grid, Place
 from models.people import ChatBinding, Identity, Invite, Person, StaffAssignment
+from models.robot import RobotReplyUrl, WebhookCursor
 from models.tickets import (
     Attachment,
     DayCounter,
@@ -33,8 +34,10 @@ __all__ = [
     "PendingInput",
     "Person",
     "Place",
+    "RobotReplyUrl",
     "SentMessage",
     "StaffAssignment",
     "Ticket",
     "TicketEvent",
+    "WebhookCursor",
 ]

@@ -58,6 +58,7 @@ class Channel(StrEnum):
     CONSOLE = "console"
     WECHAT = "wechat"
     WECOM = "wecom"
+    WECOM_ROBOT = "wecom_robot"  # the WeCom smart robot (智能机器人): staff groups
     BRIDGE = "bridge"
 
 
