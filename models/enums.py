@@ -62,6 +62,11 @@ class Channel(StrEnum):
     BRIDGE = "bridge"
 
 
+# channels that can only answer a message just received (the smart robot's response_url):
+# never where the service starts a conversation with someone who has another account
+REPLY_ONLY = frozenset({Channel.WECOM_ROBOT.value})
+
+
 class ChatKind(StrEnum):
     PRIVATE = "private"
     GROUP = "group"

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.tickets.lifecycle import Actor
-from models.enums import Role, StaffRole
+from models.enums import REPLY_ONLY, Role, StaffRole
 from models.people import Identity, Person, StaffAssignment
 from models.tickets import Ticket
 
@@ -28,6 +28,10 @@ def _pick(best: Contact | None, pid: int, name: str, channel: str | None,
           chat_id: str | None, lang: str | None, prefer: str | None) -> Contact:
     """A person may have several accounts: one that can be reached, on `prefer` if possible."""
     reachable = chat_id is not None
+    if best is not None and best.chat_id is not None and channel in REPLY_ONLY:
+        return best
+    if best is not None and best.channel in REPLY_ONLY and reachable:
+        return Contact(pid, name, channel, chat_id, lang or "")
     if best is None or (reachable and (best.chat_id is None or channel == prefer)):
         return Contact(pid, name, channel if reachable else None, chat_id, lang or "")
     return best
