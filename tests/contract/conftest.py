@@ -14,6 +14,7 @@ from handlers.console import ConsoleState
 from handlers.telegram.runner import follow_link_for, make_dispatcher
 from handlers.telegram.sender import TelegramSender
 from tests.conftest import FakeClock, TgHarness
+from tests.contract.bridge import BridgeChannel, bridge_stack
 from tests.contract.channels import (
     Channel,
     ConsoleChannel,
@@ -22,13 +23,14 @@ from tests.contract.channels import (
     TelegramChannel,
 )
 from tests.contract.wechat import WeChatChannel, oa_stack
+from tests.contract.wecom import WeComChannel, wecom_stack
 from tests.fakes import BOT_USERNAME, RecordingBot
 from tests.fakes.minimal import CHANNEL as MINIMAL
 from tests.fakes.minimal import MinimalSender
 from tests.test_telegram_flow import Flow
 
 
-@pytest.fixture(params=["telegram", "console", "minimal", "wechat"])
+@pytest.fixture(params=["telegram", "console", "minimal", "wechat", "wecom", "bridge"])
 async def channel(request: pytest.FixtureRequest, loaded_settings: Settings,
                   clock: FakeClock, bot: RecordingBot) -> AsyncIterator[Channel]:
     if request.param == "telegram":
@@ -48,6 +50,14 @@ async def channel(request: pytest.FixtureRequest, loaded_settings: Settings,
             yield ConsoleChannel(app, state, sender, clock)
         finally:
             await app.close()
+        return
+    if request.param == "wecom":
+        async with wecom_stack(loaded_settings, clock) as wstack:
+            yield WeComChannel(wstack)
+        return
+    if request.param == "bridge":
+        async with bridge_stack(loaded_settings, clock) as bstack:
+            yield BridgeChannel(bstack)
         return
     if request.param == "wechat":
         async with oa_stack(loaded_settings, clock) as stack:

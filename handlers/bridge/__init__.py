@@ -1,0 +1,1 @@
+"""The signed JSON bridge for group-chat connectors (see docs/bridge.md)."""
