@@ -93,6 +93,8 @@ class Outbound:
     ticket_id: int | None = None
     # remember the sent message id -> ticket, so a reply to it (a worker's note) finds the ticket
     remember: bool = False
+    # the outbox row and part, the same on every try (a connector can drop a repeat); not stored
+    key: str | None = field(default=None, compare=False)
 
     def payload(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies and was a tenth of intake's CPU time

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     bridge_secret: SecretStr | None = None
     bridge_callback_url: str | None = None
     bridge_capabilities: str = ""
+    bridge_public_url: str = ""  # the service as the connector reaches it (absolute media links)
 
     language: Literal["zh", "en"] = "zh"
     timezone: str = "Asia/Shanghai"

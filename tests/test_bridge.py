@@ -263,6 +263,8 @@ async def test_a_5xx_is_retried_and_delivered_once(stack: BridgeStack, conn: Con
         row = (await s.scalars(select(Outbox).where(Outbox.chat_id == GROUP))).one()
     assert row.status == OutboxStatus.SENT and row.attempts == 3
     assert row.external_message_id == "c-1"  # the connector's own id for it
+    # every try carries the same id (the row and part), so a connector can drop a repeat
+    assert stack.connector.tried_ids == [f"{row.id}.1"] * 3
 
 
 async def test_a_4xx_is_given_up_on(stack: BridgeStack, conn: Connector) -> None:

@@ -77,6 +77,15 @@ def test_global_thirty_per_second_per_channel() -> None:
     assert rl.channel_capacity("tg") == 30
 
 
+def test_a_channel_may_declare_its_own_rate_a_minute() -> None:
+    c = Clock()
+    rl = limiter(c, channel_per_minute={"bridge": 3})
+    waits = [rl.try_acquire("bridge", f"g{i}", "group") for i in range(4)]
+    assert waits[:3] == [0.0, 0.0, 0.0] and waits[3] == pytest.approx(60.0)
+    # other channels keep the service's own per-second limit
+    assert [rl.try_acquire("tg", f"g{i}", "group") for i in range(4)] == [0.0] * 4
+
+
 def test_pause_holds_the_whole_channel() -> None:
     c = Clock()
     rl = limiter(c)

@@ -21,6 +21,7 @@ class Capabilities:
     templates: bool = False  # template notifications outside that window
     reusable_media: bool = True  # its sender can re-send a media id it received
     deep_links: bool = True  # a link that opens a private chat with the bot
+    per_minute: int | None = None  # most messages a minute over the whole channel, if it says
 
     def length(self, text: str) -> int:
         return len(text.encode("utf-16-le")) // 2 if self.utf16 else len(text)

@@ -226,8 +226,11 @@ class OutboxWorker:
         self._settings = settings
         self._clock = clock
         self._sleep = sleep
+        per_minute = {name: caps.per_minute for name, s in self._senders.items()
+                      if (caps := getattr(s, "capabilities", None)) is not None
+                      and caps.per_minute}
         self._limiter = limiter or RateLimiter.from_settings(
-            settings, clock=lambda: clock().timestamp()
+            settings, clock=lambda: clock().timestamp(), channel_per_minute=per_minute
         )
         self._rng = rng or random.Random()
         self._batch = batch_size
@@ -326,6 +329,7 @@ class OutboxWorker:
                     msg = Outbound.from_row(
                         r.channel, r.chat_id, r.chat_kind, r.ticket_id, r.payload
                     )
+                    msg.key = str(r.id)
                 except (KeyError, TypeError, ValueError) as e:
                     await self._failed(r, PermanentSendError(f"bad payload: {e}"))
                     continue
@@ -381,7 +385,8 @@ class OutboxWorker:
         parts, offered = render(msg, caps)
         ext: str | None = None
         try:
-            for part in parts:
+            for i, part in enumerate(parts, 1):
+                part.key = f"{msg.key}.{i}" if msg.key else None
                 ext = await self._timed(sender.send(part))
         except Undeliverable as refused:
             # the platform says free text can't reach them now (its window by its clock, or

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from models.enums import ChatKind
@@ -78,9 +78,11 @@ class RateLimiter:
         private_per_second: float = 1.0,
         group_per_minute: int = 20,
         global_per_second: int = 30,
+        channel_per_minute: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._private_rate = private_per_second
+        self._channel_per_minute = dict(channel_per_minute or {})
         self._group_limit = group_per_minute
         self._global_rate = global_per_second
         self._clock = clock
@@ -91,12 +93,14 @@ class RateLimiter:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, clock: Callable[[], float] = time.monotonic
+        cls, settings: Settings, clock: Callable[[], float] = time.monotonic,
+        channel_per_minute: Mapping[str, int] | None = None,
     ) -> RateLimiter:
         return cls(
             private_per_second=settings.private_per_second,
             group_per_minute=settings.group_per_minute,
             global_per_second=settings.global_per_second,
+            channel_per_minute=channel_per_minute,
             clock=clock,
         )
 
@@ -117,7 +121,9 @@ class RateLimiter:
     def _channel(self, channel: str) -> Window:
         w = self._channels.get(channel)
         if w is None:
-            w = self._channels[channel] = Window.per_second(self._global_rate)
+            per_minute = self._channel_per_minute.get(channel)
+            w = self._channels[channel] = (Window(per_minute, 60.0) if per_minute
+                                           else Window.per_second(self._global_rate))
         return w
 
     def pause(self, channel: str, seconds: float) -> None:

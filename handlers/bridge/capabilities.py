@@ -48,5 +48,6 @@ def parse(text: str) -> Declared:
         buttons=values.get("buttons", BASE.buttons),
         quoting=bool(values.get("quoting", int(BASE.quoting))),
         max_text=values.get("max_text", BASE.max_text),
-        reusable_media=BASE.reusable_media, deep_links=BASE.deep_links)
+        reusable_media=BASE.reusable_media, deep_links=BASE.deep_links,
+        per_minute=values.get("per_minute") or None)
     return Declared(caps, values.get("per_minute") or None)

@@ -87,7 +87,7 @@ class BridgeEdge:
         return cls(secret=secret.encode(), callback_url=settings.bridge_callback_url,
                    declared=capabilities.parse(settings.bridge_capabilities),
                    media=MediaStore(settings.media_root(), settings.media_max_bytes),
-                   public_url=getattr(settings, "bridge_public_url", None) or "")
+                   public_url=settings.bridge_public_url)
 
     # -- as a handlers.serve.Edge ------------------------------------------------------
 

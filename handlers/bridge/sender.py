@@ -97,8 +97,8 @@ class BridgeSender:
                 log.warning("bridge: a photo without stored bytes was left out")
         mention = ({"id": msg.mention_user_id, "name": msg.mention_name or ""}
                    if msg.mention_user_id else None)
-        # Outbound.key, once the outbox sets one, is the same on every try of a message
-        key = getattr(msg, "key", None) or uuid.uuid4().hex
+        # the same on every try of a message (the outbox row and part)
+        key = msg.key or uuid.uuid4().hex
         body = {"id": key, "chat_id": msg.chat_id, "text": "\n".join(lines),
                 "reply_to": msg.reply_to if self.capabilities.quoting else None,
                 "mention": mention, "choices": choices, "media": media}

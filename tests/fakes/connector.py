@@ -29,6 +29,7 @@ class FakeConnector:
     received: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     posts: int = 0
+    tried_ids: list[str] = field(default_factory=list)  # the id of every signed post, refused too
     refused: int = 0
     files: dict[str, bytes] = field(default_factory=dict)
     fetches: int = 0  # file downloads asked for
@@ -75,6 +76,7 @@ class FakeConnector:
         except BadSignature:
             self.refused += 1
             return web.json_response({"error": "bad signature"}, status=401)
+        self.tried_ids.append(str(json.loads(body).get("id")))
         if self._faults:
             return web.json_response({"error": "fault"}, status=self._faults.pop(0))
         self.headers.append(dict(request.headers))
