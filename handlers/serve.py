@@ -30,7 +30,7 @@ class Edge(Protocol):
     name: str  # the channel, as stored on tickets and identities
 
     @property
-    def sender(self) -> Sender: ...
+    def sender(self) -> Sender | None: ...  # None: no chat of its own (a job)
 
     async def prepare(self) -> None:
         """Reach the platform once before anything is served (fails the start clearly)."""
@@ -55,7 +55,8 @@ class ChannelKind:
     settings: str  # the settings that turn it on, for messages
     present: Callable[[Settings], bool]
     module: str  # imported only when present: platform libraries load only for channels in use
-    factory: str  # a callable in module: (Settings) -> Edge
+    factory: str  # a callable in module: (Settings) -> Edge (or a Job, with job=True)
+    job: bool = False  # a loop with no chat of its own (a pull), not a channel
 
 
 KINDS: tuple[ChannelKind, ...] = (
@@ -75,10 +76,45 @@ KINDS: tuple[ChannelKind, ...] = (
     ChannelKind("企业微信群机器人", "WECOM_GROUP_WEBHOOK_URL",
                 lambda s: s.wecom_group_webhook_url is not None,
                 "handlers.wecom.webhook", "GroupWebhook.from_settings"),
+    ChannelKind("企业微信居民上报", "WECOM_CORP_ID/SECRET 与 WECOM_RESIDENT_SYNC_SECONDS",
+                lambda s: bool(s.wecom_corp_id and s.wecom_secret
+                               and s.wecom_resident_sync_seconds > 0),
+                "handlers.wecom.residents.sync", "ResidentSync.from_settings", job=True),
     ChannelKind("消息桥", "BRIDGE_SECRET",
                 lambda s: s.bridge_secret is not None,
                 "handlers.bridge.edge", "BridgeEdge.from_settings"),
 )
+
+
+class Job(Protocol):
+    name: str
+
+    async def run(self, app: App) -> None:
+        """Work until app.stop is set."""
+
+
+class JobEdge:
+    """A job run as an edge: no sender, no routes; its health is its own."""
+
+    sender = None
+
+    def __init__(self, job: Job) -> None:
+        self.job, self.name = job, job.name
+
+    async def prepare(self) -> None:
+        pass
+
+    def follow_link(self, number: str) -> str | None:
+        return None
+
+    def mount(self, web_app: web.Application, app: App) -> None:
+        pass
+
+    async def run(self, app: App) -> None:
+        await self.job.run(app)
+
+    async def close(self) -> None:
+        pass
 
 
 def present(settings: Settings) -> list[ChannelKind]:
@@ -94,7 +130,7 @@ def configured(settings: Settings) -> list[Edge]:
             target = getattr(target, part)
         edge = target(settings)
         if edge is not None:
-            edges.append(edge)
+            edges.append(JobEdge(edge) if kind.job else edge)
     return edges
 
 
@@ -107,7 +143,8 @@ async def serve(settings: Settings, edges: list[Edge]) -> None:
         edge = by_name.get(channel)
         return edge.follow_link(number) if edge else None
 
-    app = await build_app(settings, {e.name: e.sender for e in edges}, follow_link=follow)
+    senders = {e.name: e.sender for e in edges if e.sender is not None}
+    app = await build_app(settings, senders, follow_link=follow)
     web_app = make_web_app(app)
     for e in edges:
         e.mount(web_app, app)  # before /healthz answers: it never shows a process without them

@@ -15,6 +15,7 @@ from models.tickets import (
     TicketEvent,
 )
 from models.tokens import AccessToken
+from models.wecom import WeComGrid  # noqa: F401  (imports every 居民上报 table)
 
 __all__ = [
     "AccessToken",

@@ -59,6 +59,7 @@ class Channel(StrEnum):
     WECHAT = "wechat"
     WECOM = "wecom"
     WECOM_ROBOT = "wecom_robot"  # the WeCom smart robot (智能机器人): staff groups
+    WECOM_RESIDENT = "wecom_resident"  # 居民上报 reports pulled from WeCom: no chat back
     BRIDGE = "bridge"
 
 

@@ -84,3 +84,23 @@ async def test_serve_with_only_the_official_account(tmp_path: Path) -> None:
             log.close()
     assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def test_each_kind_is_on_only_with_its_settings(tmp_path: Path) -> None:
+    from config.settings import Settings
+    from handlers.serve import JobEdge, configured, present
+
+    base = {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"}
+    assert present(Settings(_env_file=None, **base)) == []  # type: ignore[arg-type]
+    pull_only = Settings(_env_file=None, wecom_corp_id="ww1", wecom_secret="s",  # type: ignore[arg-type]
+                         **base)
+    [edge] = configured(pull_only)
+    assert isinstance(edge, JobEdge) and edge.name == "wecom_resident" and edge.sender is None
+    off = Settings(_env_file=None, wecom_corp_id="ww1", wecom_secret="s",  # type: ignore[arg-type]
+                   wecom_resident_sync_seconds=0, **base)
+    assert present(off) == []
+    app = Settings(_env_file=None, wecom_corp_id="ww1", wecom_secret="s",  # type: ignore[arg-type]
+                   wecom_agent_id=1000002, wecom_token="t",
+                   wecom_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", **base)
+    assert sorted(k.module for k in present(app)) == ["handlers.wecom.app",
+                                                      "handlers.wecom.residents.sync"]

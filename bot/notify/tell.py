@@ -14,6 +14,7 @@ from bot.messages import Button
 from bot.notify import compose
 from bot.notify.texts import t
 from bot.people import directory
+from bot.tickets.lifecycle import MIRRORED
 from models.enums import ACTIVE, StaffRole
 from models.people import Identity
 from models.tickets import Attachment, Ticket
@@ -30,7 +31,10 @@ async def tell_resident(s: AsyncSession, ticket: Ticket, key: str, *,
                         buttons: Callable[[str], list[list[Button]]] | None = None,
                         photos: list[str] | None = None, remember: bool = False,
                         **kw: object) -> None:
-    """Text `key` in the resident's language (buttons are built for it too)."""
+    """Text `key` in the resident's language (buttons are built for it too). A ticket mirrored
+    from another system (居民上报) has no chat back to its resident: they hear from there."""
+    if ticket.channel in MIRRORED:
+        return
     chat, lang = await resident_chat(s, ticket)
     text = t(key, lang, number=ticket.number, **kw)
     msg = compose.to_resident(ticket, chat, text, buttons(lang) if buttons else None, remember)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.notify.texts import t
 from bot.tickets.sla import SlaConfig, add_work_days, add_work_hours, next_escalation, phase_due
-from models.enums import Role
+from models.enums import Channel, Role
 from models.enums import TicketState as S
 from models.tickets import NewTicket, Ticket, TicketEvent
 from models.transitions import allowed
@@ -33,6 +33,11 @@ class Actor:
 
 
 SYSTEM = Actor(roles=frozenset({Role.SYSTEM}), name="system")
+
+# tickets whose state another system owns (WeCom 居民上报): only `mirror` moves them
+MIRRORED = frozenset({Channel.WECOM_RESIDENT.value})
+# the forward path a mirrored ticket follows, as the other system reports it
+MIRROR_PATH = (S.ASSIGNED, S.ACKNOWLEDGED, S.IN_PROGRESS, S.RESOLVED)
 
 
 class Refused(Exception):
@@ -111,7 +116,7 @@ def transition(
     frm = S(ticket.state)
     if expect is not None and frm not in ({expect} if isinstance(expect, S) else expect):
         raise TransitionRefused(frm, to, "stale", actor.lang)
-    if not allowed(frm, to, actor.roles):
+    if ticket.channel in MIRRORED or not allowed(frm, to, actor.roles):
         raise TransitionRefused(frm, to, "not allowed", actor.lang)
     ticket.state = to.value
     ticket.updated_at = now
@@ -137,6 +142,8 @@ def place(
     note: str = "",
 ) -> TicketEvent:
     """Route (or re-route) a ticket to a grid and its worker: placement and state in one step."""
+    if ticket.channel in MIRRORED:
+        raise TransitionRefused(S(ticket.state), S.ASSIGNED, "not allowed", actor.lang)
     ticket.grid_id = grid_id
     ticket.community_id = community_id
     ticket.assignee_id = assignee_id
@@ -210,4 +217,33 @@ def opening(ticket: NewTicket, routed: bool, now: datetime, cfg: SlaConfig, *,
                  to_state=S.ASSIGNED.value, actor_role=Role.SYSTEM.value, actor_person_id=None,
                  actor_name="system", note="")
         )
+    return events
+
+
+def mirror(ticket: Ticket | NewTicket, to: S, *, actor_role: Role, actor_name: str,
+           now: datetime, cfg: SlaConfig, note: str = "",
+           actor_person_id: int | None = None) -> list[dict[str, Any]]:
+    """Follow another system's word on a mirrored ticket, forward along MIRROR_PATH only.
+
+    Each state passed through gets its deadlines and its event (value dicts; ticket_id is
+    filled in by the caller). A resolved mirrored ticket has no confirmation deadline: the
+    other system closes it, not our sweeper.
+    """
+    frm = S(ticket.state)
+    if frm not in MIRROR_PATH or to not in MIRROR_PATH \
+            or MIRROR_PATH.index(to) <= MIRROR_PATH.index(frm):
+        return []
+    events: list[dict[str, Any]] = []
+    for step in MIRROR_PATH[MIRROR_PATH.index(frm) + 1:MIRROR_PATH.index(to) + 1]:
+        before = S(ticket.state)
+        ticket.state = step.value
+        ticket.updated_at = now
+        _deadlines_on_enter(ticket, step, before, now, cfg)
+        if step == S.RESOLVED:
+            ticket.confirm_due_at = None
+            refresh_escalation(ticket, cfg)
+        events.append(dict(at=now, kind="transition", from_state=before.value,
+                           to_state=step.value, actor_role=actor_role.value,
+                           actor_person_id=actor_person_id, actor_name=actor_name[:128],
+                           note=note[:200]))
     return events
