@@ -52,6 +52,10 @@ async def ways_in(settings: Settings, code: str) -> list[str]:
         from handlers.wecom.texts import invite_hint as wecom_hint
 
         lines.append(wecom_hint(code))
+    if any(k.module == "handlers.bridge.edge" for k in present(settings)):
+        from handlers.bridge.texts import invite_hint as bridge_hint
+
+        lines.append(bridge_hint(code))
     return lines
 
 

@@ -129,6 +129,19 @@ def test_invite_without_telegram_still_gives_a_code(db: Path) -> None:
     assert "123:ABC" not in done.stdout + done.stderr
 
 
+def test_invite_gives_one_way_in_per_channel_that_is_on(db: Path) -> None:
+    done = run(db, "invite", "--role", "worker", "--grid", "FN-02",
+               TELEGRAM_BOT_USERNAME="fushan_grid_bot", WECOM_CORP_ID="ww1",
+               WECOM_SECRET="s", WECOM_AGENT_ID="1000002", WECOM_TOKEN="t",
+               WECOM_AES_KEY="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+               BRIDGE_SECRET="0123456789abcdef-bridge")
+    assert done.returncode == 0, done.stderr
+    code = invite_code(done.stdout)
+    assert f"https://t.me/fushan_grid_bot?start={code}" in done.stdout
+    assert f"企业微信：在应用“网格报事助手”里发送 {code}" in done.stdout
+    assert f"消息桥：通过连接器私聊发送 /start {code}" in done.stdout
+
+
 def test_serve_without_a_token_says_what_to_do(db: Path) -> None:
     done = run(db)  # `python run_bot.py`: serve is the default
     assert done.returncode == 1
