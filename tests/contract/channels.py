@@ -27,6 +27,7 @@ from tests.conftest import FakeClock
 from tests.fakes.minimal import CHANNEL as MINIMAL
 from tests.fakes.minimal import MinimalChat, MinimalSender
 from tests.test_telegram_flow import (
+    CENTRE,
     COORD,
     GROUP,
     LEADER,
@@ -42,6 +43,7 @@ RESIDENTS = {"resident": "张大妈", "neighbour": "李大爷"}
 STAFF = {
     "worker": (StaffRole.WORKER, "FN-02"), "worker3": (StaffRole.WORKER, "FN-03"),
     "leader": (StaffRole.LEADER, "FN-02"), "coord": (StaffRole.COORDINATOR, "FN"),
+    "centre": (StaffRole.CENTRE, ""),
 }
 
 
@@ -87,7 +89,7 @@ async def drain(app: App, clock: FakeClock) -> None:
 
 
 TELEGRAM_IDS = {"resident": RESIDENT, "neighbour": NEIGHBOUR, "worker": WORKER,
-                "worker3": WORKER3, "leader": LEADER, "coord": COORD}
+                "worker3": WORKER3, "leader": LEADER, "coord": COORD, "centre": CENTRE}
 
 
 class TelegramChannel:
@@ -163,7 +165,7 @@ class ConsoleChannel:
         if who in RESIDENTS:
             return CONSOLE_GROUP
         role, scope = STAFF[who]
-        return f"{role.value}-{scope}"
+        return f"{role.value}-{scope or 'centre'}"
 
     async def join(self, who: str) -> None:
         await self._as(who)

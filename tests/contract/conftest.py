@@ -1,5 +1,5 @@
-"""Each story in this folder runs once per channel: Telegram, the console, the minimal channel
-and the WeChat Official Account."""
+"""Each story in this folder runs once per channel: Telegram, the console, the minimal channel,
+the WeChat Official Account, the WeCom app (cards) and the signed bridge."""
 
 from __future__ import annotations
 

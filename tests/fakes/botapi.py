@@ -25,14 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
-from aiogram.types import (
-    AcceptedGiftTypes,
-    ChatFullInfo,
-    ChatMemberAdministrator,
-    ChatMemberBanned,
-    ChatMemberOwner,
-    ChatMemberRestricted,
-)
+from aiogram.types import ChatMemberAdministrator
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel
 
@@ -53,48 +46,11 @@ Handler = Callable[["ApiCall"], Any]
 # Telegram string parameters: aiogram sends them raw, so JSON-decoding "123" or "true" here
 # would turn a user's text into a number.
 _STRING_PARAMS = frozenset(
-    {
-        "text",
-        "caption",
-        "parse_mode",
-        "callback_query_id",
-        "inline_message_id",
-        "business_connection_id",
-        "message_effect_id",
-        "url",
-        "secret_token",
-        "ip_address",
-        "action",
-        "title",
-        "description",
-        "address",
-        "foursquare_id",
-        "foursquare_type",
-        "google_place_id",
-        "google_place_type",
-        "file_id",
-        "photo",
-        "document",
-        "video",
-        "audio",
-        "animation",
-        "voice",
-        "sticker",
-        "thumbnail",
-        "emoji",
-        "custom_title",
-        "language_code",
-        "from_chat_id",
-    }
+    {"text", "caption", "parse_mode", "callback_query_id", "url", "secret_token", "ip_address",
+     "file_id", "photo"}
 )
 
 
-_MEMBER_MODELS: dict[str, type[BaseModel]] = {
-    "creator": ChatMemberOwner,
-    "administrator": ChatMemberAdministrator,
-    "restricted": ChatMemberRestricted,
-    "kicked": ChatMemberBanned,
-}
 
 _HTML_TAG = re.compile(r"<[^>]+>")
 _T = TypeVar("_T")
@@ -206,12 +162,10 @@ class FakeBotAPI:
         bot_first_name: str = "网格报事助手",
         max_poll_wait: float = 1.0,
         first_message_id: int = 1000,
-        not_modified_errors: bool = True,
     ) -> None:
         self.token = token
         self.host = host
         self.max_poll_wait = max_poll_wait
-        self.not_modified_errors = not_modified_errors
         self.bot_user: dict[str, Any] = {
             "id": int(token.split(":", 1)[0]),
             "is_bot": True,
@@ -239,27 +193,19 @@ class FakeBotAPI:
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        # the Bot API methods the product calls; any other is answered 404
         self._handlers: dict[str, Handler] = {
             "getMe": lambda _c: self.bot_user,
             "getUpdates": self._get_updates,
             "deleteWebhook": self._delete_webhook,
             "setWebhook": self._set_webhook,
-            "getWebhookInfo": self._get_webhook_info,
             "sendMessage": self._send_message,
             "sendPhoto": self._send_photo,
-            "sendDocument": self._send_document,
             "sendMediaGroup": self._send_media_group,
-            "sendLocation": self._send_location,
-            "copyMessage": self._copy_message,
-            "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_reply_markup,
             "answerCallbackQuery": lambda _c: True,
             "getChatMember": self._get_chat_member,
-            "getChat": self._get_chat,
             "getFile": self._get_file,
-            "sendChatAction": lambda _c: True,
-            "deleteMessage": self._delete_message,
-            "setMyCommands": lambda _c: True,
         }
         # Telegram matches method names case-insensitively.
         self._canonical = {name.lower(): name for name in self._handlers}
@@ -362,21 +308,9 @@ class FakeBotAPI:
                 return stall.seconds
         return None
 
-    def add_chat(
-        self,
-        chat_id: int,
-        chat_type: str,
-        title: str | None = None,
-        *,
-        username: str | None = None,
-        first_name: str | None = None,
-    ) -> dict[str, Any]:
-        chat = chat_json(chat_id, chat_type, title=title, first_name=first_name, username=username)
-        self.chats[chat_id] = chat
-        return chat
-
     def set_member_status(self, chat_id: ChatId, user_id: int, status: str) -> None:
-        """creator | administrator | member | restricted | left | kicked (default: member)."""
+        """administrator | member | left (default: member; the bot itself: administrator)."""
+        assert status in ("administrator", "member", "left"), status
         self.member_statuses[(chat_id, user_id)] = status
 
     def add_file(self, file_id: str, content: bytes, file_path: str | None = None) -> None:
@@ -387,16 +321,12 @@ class FakeBotAPI:
         """Highest ``offset`` any getUpdates asked with; lower update_ids are confirmed."""
         return self._confirmed_offset
 
-    @property
-    def pending_updates(self) -> list[dict[str, Any]]:
-        return list(self._pending)
-
     def calls_of(self, method: str) -> list[ApiCall]:
         name = self._canonical.get(method.lower(), method)
         return [c for c in self.calls if c.method == name]
 
     def sent(self, chat_id: ChatId | None = None) -> list[dict[str, Any]]:
-        """Successful message-producing calls (send* except sendChatAction, copyMessage).
+        """Successful sendMessage, sendPhoto and sendMediaGroup calls.
 
         Each item is the decoded params plus ``method`` and ``result`` keys.
         """
@@ -591,22 +521,10 @@ class FakeBotAPI:
             self._pending.clear()
         return True
 
-    def _get_webhook_info(self, _call: ApiCall) -> dict[str, Any]:
-        return {
-            "url": self.webhook_url,
-            "has_custom_certificate": False,
-            "pending_update_count": len(self._pending),
-        }
-
     # -- messages --------------------------------------------------------------------------
 
     def _chat(self, chat_id: Any) -> dict[str, Any]:
-        if chat_id is None or chat_id == "":
-            raise ApiError(400, "Bad Request: chat_id is empty")
-        if isinstance(chat_id, str):
-            for chat in self.chats.values():
-                if chat.get("username") == chat_id.lstrip("@"):
-                    return chat
+        if not isinstance(chat_id, int):  # the product sends numeric ids only
             raise ApiError(400, "Bad Request: chat not found")
         return self.chats.get(chat_id) or chat_json(chat_id)
 
@@ -650,7 +568,6 @@ class FakeBotAPI:
     def _reply_target(self, chat_id: int, params: Params) -> dict[str, Any] | None:
         reply = params.get("reply_parameters")
         target_id = reply.get("message_id") if isinstance(reply, dict) else None
-        target_id = target_id or params.get("reply_to_message_id")
         if not isinstance(target_id, int):
             return None
         target = self.messages.get((chat_id, target_id))
@@ -702,20 +619,6 @@ class FakeBotAPI:
             caption_entities=p.get("caption_entities"),
         )
 
-    def _send_document(self, call: ApiCall) -> dict[str, Any]:
-        p = call.params
-        self._check_text(p.get("caption"), _CAPTION_LIMIT, "message caption", p.get("parse_mode"))
-        file_id = self._file_id(p.get("document"), call.files, "document")
-        upload = next(iter(call.files.values()), None)
-        document = {
-            "file_id": file_id,
-            "file_unique_id": file_id[-12:],
-            "file_name": upload.filename if upload else None,
-            "file_size": len(upload.content) if upload else None,
-        }
-        document = {k: v for k, v in document.items() if v is not None}
-        return self._new_message(call, document=document, caption=p.get("caption"))
-
     def _send_media_group(self, call: ApiCall) -> list[dict[str, Any]]:
         media = call.params.get("media")
         if not isinstance(media, list) or not 2 <= len(media) <= 10:
@@ -723,46 +626,16 @@ class FakeBotAPI:
         group_id = str(self._next_message_id)
         messages = []
         for item in media:
-            kind = item.get("type", "photo")
-            file_id = self._file_id(item.get("media"), call.files, kind)
-            fields: dict[str, Any] = {"media_group_id": group_id, "caption": item.get("caption")}
-            if kind == "photo":
-                fields["photo"] = photo_sizes_json(file_id)
-            elif kind == "video":
-                fields["video"] = {
-                    "file_id": file_id,
-                    "file_unique_id": file_id[-12:],
-                    "width": 1280,
-                    "height": 720,
-                    "duration": item.get("duration", 10),
-                }
-            else:
-                fields[kind] = {"file_id": file_id, "file_unique_id": file_id[-12:]}
-            messages.append(self._new_message(call, **fields))
+            if item.get("type") != "photo":  # the product sends albums of photos only
+                raise ApiError(400, "Bad Request: the fake takes photos only")
+            file_id = self._file_id(item.get("media"), call.files, "photo")
+            messages.append(self._new_message(
+                call, media_group_id=group_id, caption=item.get("caption"),
+                photo=photo_sizes_json(file_id)))
         return messages
 
-    def _send_location(self, call: ApiCall) -> dict[str, Any]:
-        lat, lon = call.params.get("latitude"), call.params.get("longitude")
-        if not isinstance(lat, int | float) or not isinstance(lon, int | float):
-            raise ApiError(400, "Bad Request: wrong latitude or longitude specified")
-        return self._new_message(call, location={"latitude": lat, "longitude": lon})
-
-    def _copy_message(self, call: ApiCall) -> dict[str, int]:
-        key = (call.params.get("from_chat_id"), call.params.get("message_id"))
-        source = self.messages.get(key)  # type: ignore[arg-type]
-        fields: dict[str, Any] = {}
-        if source is not None:
-            fields = {
-                k: v
-                for k, v in source.items()
-                if k in {"text", "entities", "photo", "caption", "location", "document"}
-            }
-        return {"message_id": self._new_message(call, **fields)["message_id"]}
-
-    def _edited(self, call: ApiCall, changes: dict[str, Any]) -> dict[str, Any] | bool:
+    def _edit_reply_markup(self, call: ApiCall) -> dict[str, Any]:
         p = call.params
-        if p.get("inline_message_id"):
-            return True
         chat = self._chat(p.get("chat_id"))
         message_id = p.get("message_id")
         if not isinstance(message_id, int):
@@ -776,38 +649,14 @@ class FakeBotAPI:
                 "chat": chat,
                 "date": int(time.time()),
             }
-        elif self.not_modified_errors and all(current.get(k) == v for k, v in changes.items()):
+        markup = p.get("reply_markup")
+        markup = markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
+        if current.get("reply_markup") == markup:
             raise ApiError(400, NOT_MODIFIED)
-        edited = {k: v for k, v in {**current, **changes}.items() if v is not None}
+        edited = {k: v for k, v in {**current, "reply_markup": markup}.items() if v is not None}
         edited["edit_date"] = int(time.time())
         self.messages[key] = edited
         return edited
-
-    def _inline_markup(self, call: ApiCall) -> dict[str, Any] | None:
-        markup = call.params.get("reply_markup")
-        return markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
-
-    def _edit_message_text(self, call: ApiCall) -> dict[str, Any] | bool:
-        text = call.params.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise ApiError(400, "Bad Request: message text is empty")
-        self._check_text(text, _SEND_LIMIT, "message", call.params.get("parse_mode"))
-        changes = {
-            "text": text,
-            "entities": call.params.get("entities"),
-            "reply_markup": self._inline_markup(call),
-        }
-        return self._edited(call, changes)
-
-    def _edit_reply_markup(self, call: ApiCall) -> dict[str, Any] | bool:
-        return self._edited(call, {"reply_markup": self._inline_markup(call)})
-
-    def _delete_message(self, call: ApiCall) -> bool:
-        chat = self._chat(call.params.get("chat_id"))
-        key = (chat["id"], call.params.get("message_id"))
-        if self.messages.pop(key, None) is None:  # type: ignore[arg-type]
-            raise ApiError(400, "Bad Request: message to delete not found")
-        return True
 
     # -- chats / files ---------------------------------------------------------------------
 
@@ -824,20 +673,10 @@ class FakeBotAPI:
             default = "member"
         status = self.member_statuses.get((chat["id"], user_id), default)
         data: dict[str, Any] = {"status": status, "user": user}
-        model = _MEMBER_MODELS.get(status)
-        if model is not None:
-            _fill_required(model, data)
         if status == "administrator":
+            _fill_required(ChatMemberAdministrator, data)
             data.update(dict.fromkeys(_ADMIN_RIGHTS_TRUE, True))
-        if status in {"restricted", "kicked"}:
-            data["until_date"] = 0
         return data
-
-    def _get_chat(self, call: ApiCall) -> dict[str, Any]:
-        chat = dict(self._chat(call.params.get("chat_id")))
-        chat.update({"accent_color_id": 0, "max_reaction_count": 11})
-        chat["accepted_gift_types"] = _fill_required(AcceptedGiftTypes, {})
-        return _fill_required(ChatFullInfo, chat)
 
     def _get_file(self, call: ApiCall) -> dict[str, Any]:
         file_id = call.params.get("file_id")
@@ -856,7 +695,7 @@ class FakeBotAPI:
 
 
 def _is_send(method: str) -> bool:
-    return (method.startswith("send") and method != "sendChatAction") or method == "copyMessage"
+    return method in ("sendMessage", "sendPhoto", "sendMediaGroup")
 
 
 def _dumps(obj: Any) -> str:

@@ -7,12 +7,10 @@ Also holds builders for incoming updates, both as ``aiogram.types.Update`` and a
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
-from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn, cast
 
@@ -22,14 +20,9 @@ from aiogram.methods import (
     AnswerCallbackQuery,
     DeleteWebhook,
     EditMessageReplyMarkup,
-    EditMessageText,
-    GetChat,
     GetChatMember,
     GetFile,
     GetMe,
-    GetUpdates,
-    GetWebhookInfo,
-    SendLocation,
     SendMediaGroup,
     SendMessage,
     SendPhoto,
@@ -38,26 +31,18 @@ from aiogram.methods import (
 )
 from aiogram.methods.base import TelegramType
 from aiogram.types import (
-    AcceptedGiftTypes,
     Chat,
-    ChatFullInfo,
     ChatMemberAdministrator,
     ChatMemberMember,
     ChatMemberUnion,
-    Document,
     File,
     InlineKeyboardMarkup,
-    InputMediaDocument,
-    InputMediaPhoto,
-    InputMediaVideo,
     Location,
     Message,
     MessageEntity,
     PhotoSize,
     Update,
     User,
-    Video,
-    WebhookInfo,
 )
 
 ChatType = Literal["group", "supergroup", "private"]
@@ -230,10 +215,9 @@ def message_json(
             msg["location"] = {"latitude": location[0], "longitude": location[1]}
         else:
             msg["location"] = _to_json_dict(location)
-    if text is not None:
-        body, body_key, entities_key = text, "text", "entities"
-    else:
-        body, body_key, entities_key = caption, "caption", "caption_entities"
+    body = text if text is not None else caption
+    body_key, entities_key = ("text", "entities") if text is not None else (
+        "caption", "caption_entities")
     if body is not None:
         msg[body_key] = body
         found = detect_entities(body) if entities is None else [_to_json_dict(e) for e in entities]
@@ -407,6 +391,8 @@ Responder = Callable[[Bot, TelegramMethod[Any]], Any]
 class RecordingSession(BaseSession):
     """Records every method object in ``requests`` and answers like Telegram would.
 
+    Only the Bot API methods the product calls are answered (see ``_responders``); any other
+    raises NotImplementedError, so a new call shows up here first.
     ``results[i]`` is what ``requests[i]`` returned (or the exception it raised).
     Sent messages get ids counting up from ``first_message_id`` (high by default so they
     never collide with ids of incoming test updates).
@@ -418,40 +404,28 @@ class RecordingSession(BaseSession):
         bot_user: User | None = None,
         first_message_id: int = 1_000_000,
         admin_ids: Iterable[int] = (BOT_ID,),
-        not_modified_errors: bool = True,
-        poll_wait_cap: float = 0.5,
     ) -> None:
         super().__init__()
         self.bot_user = bot_user or default_bot_user()
         self.requests: list[TelegramMethod[Any]] = []
         self.results: list[Any] = []
         self.messages: dict[tuple[ChatId, int], Message] = {}
-        self.chats: dict[ChatId, Chat] = {}
         self.admin_ids: set[int] = set(admin_ids)
-        self.members: dict[tuple[ChatId, int], ChatMemberUnion] = {}
         self.files: dict[str, bytes] = {}
         self.webhook_url = ""
-        self.not_modified_errors = not_modified_errors
-        self.poll_wait_cap = poll_wait_cap
         self.closed = False
         self._next_message_id = first_message_id
         self._queued: dict[MethodType, deque[Responder]] = {}
-        self._updates: list[Update | dict[str, Any]] = []
-        self._updates_event: asyncio.Event | None = None
         self._responders: dict[MethodType, Responder] = {
             SendMessage: self._send_message,
             SendPhoto: self._send_photo,
             SendMediaGroup: self._send_media_group,
-            SendLocation: self._send_location,
-            EditMessageText: self._edit_message_text,
             EditMessageReplyMarkup: self._edit_reply_markup,
             AnswerCallbackQuery: _true,
             DeleteWebhook: self._delete_webhook,
             SetWebhook: self._set_webhook,
-            GetWebhookInfo: self._get_webhook_info,
             GetMe: self._get_me,
             GetChatMember: self._get_chat_member,
-            GetChat: self._get_chat,
             GetFile: self._get_file,
         }
 
@@ -459,49 +433,7 @@ class RecordingSession(BaseSession):
 
     def queue_result(self, method: MethodType, result: Any, count: int = 1) -> None:
         """The next ``count`` calls of ``method`` return ``result`` as-is."""
-        self._enqueue(method, lambda _bot, _m: result, count)
-
-    def queue_exception(
-        self,
-        method: MethodType,
-        exc: BaseException | Callable[[TelegramMethod[Any]], BaseException],
-        count: int = 1,
-    ) -> None:
-        """The next calls raise ``exc`` (or ``exc(method_obj)``, for errors needing the method)."""
-
-        def responder(_bot: Bot, m: TelegramMethod[Any]) -> Any:
-            raise exc if isinstance(exc, BaseException) else exc(m)
-
-        self._enqueue(method, responder, count)
-
-    def fail_next(
-        self,
-        method: MethodType,
-        status: int = 429,
-        retry_after: int | None = None,
-        count: int = 1,
-        description: str | None = None,
-    ) -> None:
-        """Fail like the Bot API would; aiogram's ``check_response`` picks the exception class
-        (429 → TelegramRetryAfter, 5xx → TelegramServerError, 400 → TelegramBadRequest, ...)."""
-
-        def responder(bot: Bot, m: TelegramMethod[Any]) -> Any:
-            self._raise_api_error(bot, m, status, retry_after=retry_after, description=description)
-
-        self._enqueue(method, responder, count)
-
-    def push_update(self, update: Update | dict[str, Any]) -> None:
-        """Makes ``update`` available to ``GetUpdates`` (only needed when polling in-process)."""
-        self._updates.append(update)
-        if self._updates_event is not None:
-            self._updates_event.set()
-
-    def register_chat(
-        self, chat_id: int, chat_type: str, title: str | None = None, username: str | None = None
-    ) -> Chat:
-        chat = Chat.model_validate(chat_json(chat_id, chat_type, title=title, username=username))
-        self.chats[chat_id] = chat
-        return chat
+        self._queued.setdefault(method, deque()).extend([lambda _b, _m: result] * count)
 
     def requests_of(self, method: MethodType) -> list[Any]:
         return [r for r in self.requests if type(r) is method]
@@ -536,17 +468,9 @@ class RecordingSession(BaseSession):
         self.results.append(_PENDING)
         method_type = type(method)
         try:
-            queue = self._queued.get(method_type) if self._queued else None
-            if queue:
-                responder = queue.popleft()
-                if not queue:
-                    del self._queued[method_type]
-                result = responder(bot, method)
-            elif method_type is GetUpdates:
-                result = await self._get_updates(bot, cast(GetUpdates, method))
-            else:
-                responder = self._responders.get(method_type) or self._fallback(method_type)
-                result = responder(bot, method)
+            queue = self._queued.get(method_type)
+            responder = queue.popleft() if queue else self._responders.get(method_type)
+            result = (responder or _not_used)(bot, method)
         except BaseException as exc:
             self.results[index] = exc
             raise
@@ -566,48 +490,8 @@ class RecordingSession(BaseSession):
 
     # -- responders -----------------------------------------------------------------------
 
-    def _raise_api_error(
-        self,
-        bot: Bot,
-        m: TelegramMethod[Any],
-        status: int,
-        *,
-        retry_after: int | None = None,
-        description: str | None = None,
-    ) -> NoReturn:
-        body = error_body(status, retry_after=retry_after, description=description)
-        self.check_response(bot, m, status, self.json_dumps(body))
-        raise AssertionError(f"check_response accepted an error body: {body}")
-
-    def _enqueue(self, method: MethodType, responder: Responder, count: int) -> None:
-        self._queued.setdefault(method, deque()).extend([responder] * count)
-
-    def _fallback(self, method_type: MethodType) -> Responder:
-        returning = getattr(method_type, "__returning__", None)
-        if returning is bool:
-            responder: Responder = _true
-        elif returning is Message:
-            responder = self._send_generic
-        else:
-
-            def responder(_bot: Bot, m: TelegramMethod[Any]) -> Any:
-                raise NotImplementedError(
-                    f"RecordingSession has no default result for {type(m).__name__}; "
-                    "use queue_result()"
-                )
-
-        self._responders[method_type] = responder
-        return responder
-
     def _chat(self, chat_id: ChatId) -> Chat:
-        chat = self.chats.get(chat_id)
-        if chat is None:
-            numeric = _numeric_chat_id(chat_id)
-            data = chat_json(numeric)
-            if isinstance(chat_id, str) and numeric == -1:
-                data["username"] = chat_id.lstrip("@")
-            chat = self.chats[chat_id] = Chat.model_validate(data)
-        return chat
+        return Chat.model_validate(chat_json(int(chat_id)))
 
     def _message(self, bot: Bot, chat_id: ChatId, m: Any, **fields: Any) -> Message:
         message_id = self._next_message_id
@@ -629,18 +513,15 @@ class RecordingSession(BaseSession):
         return message
 
     def _reply_target(self, chat_id: ChatId, m: Any) -> Message | None:
-        params = getattr(m, "reply_parameters", None)
-        target_id = getattr(params, "message_id", None) or getattr(m, "reply_to_message_id", None)
-        if target_id is None:
-            return None
-        target = self.messages.get((chat_id, target_id))
+        target_id = getattr(getattr(m, "reply_parameters", None), "message_id", None)
+        target = None if target_id is None else self.messages.get((chat_id, target_id))
         if target is None or target.reply_to_message is None:
             return target
         return target.model_copy(update={"reply_to_message": None})
 
     def _send_message(self, bot: Bot, m: TelegramMethod[Any]) -> Message:
         sm = cast(SendMessage, m)
-        return self._message(bot, sm.chat_id, sm, text=sm.text, entities=sm.entities)
+        return self._message(bot, sm.chat_id, sm, text=sm.text)
 
     def _send_photo(self, bot: Bot, m: TelegramMethod[Any]) -> Message:
         sp = cast(SendPhoto, m)
@@ -652,101 +533,47 @@ class RecordingSession(BaseSession):
         smg = cast(SendMediaGroup, m)
         group_id = str(self._next_message_id)
         messages = []
-        for item in smg.media:
+        for item in smg.media:  # the product sends photos only
             file_id = item.media if isinstance(item.media, str) else f"file-{self._next_message_id}"
-            fields: dict[str, Any] = {"media_group_id": group_id, "caption": item.caption}
-            if isinstance(item, InputMediaPhoto):
-                fields["photo"] = [PhotoSize.model_validate(s) for s in photo_sizes_json(file_id)]
-            elif isinstance(item, InputMediaVideo):
-                fields["video"] = Video(
-                    file_id=file_id,
-                    file_unique_id=file_id[-12:],
-                    width=1280,
-                    height=720,
-                    duration=item.duration or 10,
-                )
-            elif isinstance(item, InputMediaDocument):
-                fields["document"] = Document(file_id=file_id, file_unique_id=file_id[-12:])
-            messages.append(self._message(bot, smg.chat_id, smg, **fields))
+            photo = [PhotoSize.model_validate(s) for s in photo_sizes_json(file_id)]
+            messages.append(self._message(bot, smg.chat_id, smg, media_group_id=group_id,
+                                          photo=photo, caption=item.caption))
         return messages
 
-    def _send_location(self, bot: Bot, m: TelegramMethod[Any]) -> Message:
-        sl = cast(SendLocation, m)
-        location = Location(latitude=sl.latitude, longitude=sl.longitude)
-        return self._message(bot, sl.chat_id, sl, location=location)
-
-    def _send_generic(self, bot: Bot, m: TelegramMethod[Any]) -> Message:
-        fields = {
-            name: getattr(m, name)
-            for name in ("text", "caption")
-            if isinstance(getattr(m, name, None), str)
-        }
-        return self._message(bot, cast(Any, m).chat_id, m, **fields)
-
-    def _edit(
-        self, bot: Bot, m: TelegramMethod[Any], chat_id: ChatId, message_id: int, **changes: Any
-    ) -> Message:
-        key = (chat_id, message_id)
-        current = self.messages.get(key)
+    def _edit_reply_markup(self, bot: Bot, m: TelegramMethod[Any]) -> Message:
+        em = cast(EditMessageReplyMarkup, m)
+        chat_id, message_id = cast(ChatId, em.chat_id), cast(int, em.message_id)
+        current = self.messages.get((chat_id, message_id))
         if current is None:
-            current = Message(
-                message_id=message_id,
-                date=datetime.now(UTC),
-                chat=self._chat(chat_id),
-                from_user=self.bot_user,
-            )
-        elif self.not_modified_errors and all(getattr(current, k) == v for k, v in changes.items()):
+            current = Message(message_id=message_id, date=datetime.now(UTC),
+                              chat=self._chat(chat_id), from_user=self.bot_user)
+        elif current.reply_markup == em.reply_markup:
             self._raise_api_error(bot, m, 400, description=NOT_MODIFIED)
-        edited = current.model_copy(update={**changes, "edit_date": datetime.now(UTC)}).as_(bot)
-        self.messages[key] = edited
+        edited = current.model_copy(
+            update={"reply_markup": em.reply_markup, "edit_date": datetime.now(UTC)}).as_(bot)
+        self.messages[(chat_id, message_id)] = edited
         return edited
 
-    def _edit_message_text(self, bot: Bot, m: TelegramMethod[Any]) -> Message | bool:
-        em = cast(EditMessageText, m)
-        if em.inline_message_id is not None or em.chat_id is None or em.message_id is None:
-            return True
-        markup = em.reply_markup if isinstance(em.reply_markup, InlineKeyboardMarkup) else None
-        return self._edit(
-            bot,
-            m,
-            em.chat_id,
-            em.message_id,
-            text=em.text,
-            entities=em.entities,
-            reply_markup=markup,
-        )
-
-    def _edit_reply_markup(self, bot: Bot, m: TelegramMethod[Any]) -> Message | bool:
-        em = cast(EditMessageReplyMarkup, m)
-        if em.inline_message_id is not None or em.chat_id is None or em.message_id is None:
-            return True
-        return self._edit(bot, m, em.chat_id, em.message_id, reply_markup=em.reply_markup)
+    def _raise_api_error(
+        self, bot: Bot, m: TelegramMethod[Any], status: int, *, description: str
+    ) -> NoReturn:
+        body = error_body(status, description=description)
+        self.check_response(bot, m, status, self.json_dumps(body))
+        raise AssertionError(f"check_response accepted an error body: {body}")
 
     def _get_me(self, _bot: Bot, _m: TelegramMethod[Any]) -> User:
         return self.bot_user
 
-    def _delete_webhook(self, _bot: Bot, m: TelegramMethod[Any]) -> bool:
+    def _delete_webhook(self, _bot: Bot, _m: TelegramMethod[Any]) -> bool:
         self.webhook_url = ""
-        if cast(DeleteWebhook, m).drop_pending_updates:
-            self._updates.clear()
         return True
 
     def _set_webhook(self, _bot: Bot, m: TelegramMethod[Any]) -> bool:
         self.webhook_url = cast(SetWebhook, m).url
         return True
 
-    def _get_webhook_info(self, _bot: Bot, _m: TelegramMethod[Any]) -> WebhookInfo:
-        return WebhookInfo(
-            url=self.webhook_url,
-            has_custom_certificate=False,
-            pending_update_count=len(self._updates),
-        )
-
     def _get_chat_member(self, _bot: Bot, m: TelegramMethod[Any]) -> ChatMemberUnion:
         gm = cast(GetChatMember, m)
-        member = self.members.get((gm.chat_id, gm.user_id))
-        if member is not None:
-            return member
         user = (
             self.bot_user
             if gm.user_id == self.bot_user.id
@@ -755,21 +582,6 @@ class RecordingSession(BaseSession):
         if gm.user_id in self.admin_ids:
             return admin_member(user)
         return ChatMemberMember(user=user)
-
-    def _get_chat(self, _bot: Bot, m: TelegramMethod[Any]) -> ChatFullInfo:
-        chat = self._chat(cast(GetChat, m).chat_id)
-        return ChatFullInfo(
-            **chat.model_dump(exclude_none=True),
-            accent_color_id=0,
-            max_reaction_count=11,
-            accepted_gift_types=AcceptedGiftTypes(
-                unlimited_gifts=True,
-                limited_gifts=True,
-                unique_gifts=True,
-                premium_subscription=True,
-                gifts_from_channels=True,
-            ),
-        )
 
     def _get_file(self, _bot: Bot, m: TelegramMethod[Any]) -> File:
         file_id = cast(GetFile, m).file_id
@@ -780,38 +592,16 @@ class RecordingSession(BaseSession):
             file_path=f"photos/{file_id}",
         )
 
-    async def _get_updates(self, bot: Bot, m: GetUpdates) -> list[Update]:
-        if m.offset is not None and m.offset > 0:
-            self._updates = [u for u in self._updates if _update_id(u) >= m.offset]
-        if not self._updates and m.timeout:
-            # Without a wait an in-process polling loop would spin and starve the event loop.
-            self._updates_event = event = asyncio.Event()
-            with suppress(TimeoutError):
-                async with asyncio.timeout(min(m.timeout, self.poll_wait_cap)):
-                    await event.wait()
-        else:
-            await asyncio.sleep(0)
-        limit = m.limit or 100
-        return [
-            u.as_(bot) if isinstance(u, Update) else _to_update(u, bot)
-            for u in self._updates[:limit]
-        ]
+
+def _not_used(_bot: Bot, m: TelegramMethod[Any]) -> NoReturn:
+    raise NotImplementedError(
+        f"the product does not call {type(m).__name__}; answer it in RecordingSession "
+        "if it starts to, or use queue_result()"
+    )
 
 
 def _true(_bot: Bot, _m: TelegramMethod[Any]) -> bool:
     return True
-
-
-def _update_id(update: Update | dict[str, Any]) -> int:
-    return update.update_id if isinstance(update, Update) else int(update["update_id"])
-
-
-def _numeric_chat_id(chat_id: ChatId) -> int:
-    if isinstance(chat_id, int):
-        return chat_id
-    with suppress(ValueError):
-        return int(chat_id)
-    return -1
 
 
 def admin_member(user: User) -> ChatMemberAdministrator:
@@ -821,7 +611,7 @@ def admin_member(user: User) -> ChatMemberAdministrator:
         for name, field in ChatMemberAdministrator.model_fields.items()
         if field.annotation is bool or name in _ADMIN_RIGHTS_TRUE
     }
-    return ChatMemberAdministrator(user=user, **rights)
+    return ChatMemberAdministrator.model_validate({"user": user, **rights})
 
 
 def error_body(
