@@ -37,6 +37,12 @@ class Deps:
         return self.read or self.sm
 
 
+def answered(session: AsyncSession, channel: str, chat_id: str) -> None:
+    """Note that this transaction told the person in this chat what their step did: its short
+    answer need not follow (Ctx.replied)."""
+    session.info.setdefault("replied", set()).add((channel, chat_id))
+
+
 @dataclass(frozen=True, slots=True)
 class Ctx:
     """Who acts and where; comes from the platform, identity only (roles are looked up)."""
@@ -55,6 +61,6 @@ class Ctx:
 
     def reply(self, session: AsyncSession, text: str, **kw: object) -> None:
         """Queue an answer to this chat in the caller's transaction."""
-        session.info.setdefault("replied", set()).add((self.channel, self.chat_id))
+        answered(session, self.channel, self.chat_id)
         enqueue(session, Outbound(channel=self.channel, chat_id=self.chat_id,
                                   chat_kind=self.chat_kind, text=text, **kw))  # type: ignore[arg-type]

@@ -140,3 +140,27 @@ async def test_with_no_template_the_message_is_undeliverable_and_the_coordinator
         assert dead and all("messaging window" in (e or "") for e in dead)
     finally:
         await app.close()
+
+
+async def test_numbers_go_on_from_card_to_card_so_one_means_the_first_card(
+        minimal: tuple[App, MinimalSender, MinimalChat], clock: FakeClock) -> None:
+    app, sender, chat = minimal
+    await _join(app, WORKER, StaffRole.WORKER, grid="FN-02")
+    for text in ("南关农贸市场门口垃圾堆了三天没人清运", "南关农贸市场的路灯坏了"):
+        await app.core.on_message(chat.private(RESIDENT, text, name="张大妈"))
+        await _deliver(app, clock)
+    first, second = [t for t in sender.texts(WORKER) if "【新工单】" in t]
+    one = re.search(r"^(\d+)\. 接单$", first, re.M)
+    other = re.search(r"^(\d+)\. 接单$", second, re.M)
+    assert one and other and one.group(1) == "1" and int(other.group(1)) > 1
+    first_number = NUMBER.search(first).group(0)  # type: ignore[union-attr]
+    await app.core.on_message(chat.private(WORKER, "1"))
+    await _deliver(app, clock)
+    async with app.deps.sm() as s:
+        states = {t.number: t.state for t in await s.scalars(select(Ticket))}
+    assert states[first_number] == S.ACKNOWLEDGED
+    assert sorted(states.values()) == [S.ACKNOWLEDGED, S.ASSIGNED]
+    await app.core.on_message(chat.private(WORKER, other.group(1)))  # the second card's 接单
+    await _deliver(app, clock)
+    async with app.deps.sm() as s:
+        assert {t.state for t in await s.scalars(select(Ticket))} == {S.ACKNOWLEDGED}

@@ -33,9 +33,10 @@ from sqlalchemy.orm import aliased
 
 from bot.delivery.alerts import dead_letter_alerts
 from bot.delivery.capabilities import FULL, Capabilities
+from bot.delivery.choices import next_number as next_choice
 from bot.delivery.choices import remember as remember_choices
 from bot.delivery.ratelimit import RateLimiter
-from bot.delivery.render import render
+from bot.delivery.render import numbered, render
 from bot.messages import (
     Action,
     Outbound,
@@ -84,6 +85,11 @@ def outbox_values(msg: Outbound, now: datetime) -> dict[str, Any]:
         "next_attempt_at": now,
         "created_at": now,
     }
+
+
+def _addressee(msg: Outbound) -> str | None:
+    """Whose numbered choices these are: in a group the addressee's, in private the chat's."""
+    return msg.mention_user_id if msg.chat_kind == ChatKind.GROUP else None
 
 
 def enqueue(session: AsyncSession, msg: Outbound, now: datetime | None = None) -> None:
@@ -335,12 +341,13 @@ class OutboxWorker:
                     continue
                 ext: str | None = None
                 offered: list[Action] = []
+                start = 1
                 error: Exception | None = None
                 async with self._gate:
                     back = self._hold_back(r)
                     if back is None:
                         try:
-                            ext, offered = await self._send(msg)
+                            ext, offered, start = await self._send(msg)
                         except Exception as e:
                             error = e
                 if back is not None:
@@ -351,7 +358,7 @@ class OutboxWorker:
                         await self._release(rows[i + 1 :], self._clock())
                         break
                     continue
-                await self._sent(r, ext, offered, msg.mention_user_id)
+                await self._sent(r, ext, offered, msg.mention_user_id, start)
                 sent += 1
         except Exception:
             # the rows left in `sending` are claimed again once their lease runs out
@@ -374,15 +381,20 @@ class OutboxWorker:
         wait = self._limiter.try_acquire(r.channel, r.chat_id, r.chat_kind)
         return now + _delay(wait) if wait > 0 else None
 
-    async def _send(self, msg: Outbound) -> tuple[str | None, list[Action]]:
+    async def _send(self, msg: Outbound) -> tuple[str | None, list[Action], int]:
         """Fit `msg` to its channel and send it: the last platform message id, and the
-        numbered choices it showed (for `_sent` to remember)."""
+        numbered choices it showed with the first one's number (for `_sent` to remember)."""
         sender = self._senders[msg.channel]
         caps: Capabilities = getattr(sender, "capabilities", FULL)  # test doubles may not say
         if caps.window_hours is not None and msg.chat_kind == ChatKind.PRIVATE \
                 and await self._outside_window(msg, caps.window_hours):
-            return await self._timed(self._template(sender, msg, caps)), []
-        parts, offered = render(msg, caps)
+            return await self._timed(self._template(sender, msg, caps)), [], 1
+        start = 1
+        if numbered(msg, caps):
+            async with self._sm() as s:
+                start = await next_choice(s, msg.channel, msg.chat_id, _addressee(msg),
+                                          self._clock())
+        parts, offered = render(msg, caps, start=start)
         ext: str | None = None
         try:
             for i, part in enumerate(parts, 1):
@@ -394,10 +406,10 @@ class OutboxWorker:
             if not (caps.templates and msg.chat_kind == ChatKind.PRIVATE):
                 raise
             try:
-                return await self._timed(self._template(sender, msg, caps)), []
+                return await self._timed(self._template(sender, msg, caps)), [], 1
             except Undeliverable:
                 raise refused from None  # the platform's own reason is the one to record
-        return ext, offered
+        return ext, offered, start
 
     async def _timed(self, sending: Awaitable[str | None]) -> str | None:
         limit = asyncio.timeout(self._timeout)
@@ -585,7 +597,7 @@ class OutboxWorker:
                 await s.execute(stmt)
 
     async def _sent(self, r: _Row, ext: str | None, offered: list[Action] | None = None,
-                    addressee: str | None = None) -> None:
+                    addressee: str | None = None, start: int = 1) -> None:
         now = self._clock()
         ext = None if ext is None else str(ext)[:64]
         async with self._sm() as s, s.begin():
@@ -593,7 +605,7 @@ class OutboxWorker:
                 # in a group the choices are the addressee's; in private, the chat's
                 await remember_choices(s, r.channel, r.chat_id,
                                        addressee if r.chat_kind == ChatKind.GROUP else None,
-                                       offered, now)
+                                       offered, now, start)
             await s.execute(
                 _by_id(r.id).values(
                     status=OutboxStatus.SENT.value,

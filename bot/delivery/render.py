@@ -19,8 +19,9 @@ from bot.messages import Action, Outbound
 from bot.notify.texts import t
 
 
-def render(msg: Outbound, caps: Capabilities, lang: str = "") -> tuple[list[Outbound],
-                                                                         list[Action]]:
+def render(msg: Outbound, caps: Capabilities, lang: str = "", start: int = 1
+           ) -> tuple[list[Outbound], list[Action]]:
+    """`start`: the first choice's number (numbers continue while earlier ones are live)."""
     choices: list[Action] = []
     text = msg.text
     if not caps.location_button and msg.buttons:
@@ -28,15 +29,13 @@ def render(msg: Outbound, caps: Capabilities, lang: str = "") -> tuple[list[Outb
             return [], []  # it only offered that button; the question already says "send it"
         msg = replace(msg, buttons=[[b for b in row if not b.request_location]
                                     for row in msg.buttons])
-    n_buttons = sum(len(row) for row in msg.buttons)
-    too_long = any(len(b.text) > caps.button_chars for row in msg.buttons for b in row)
-    if msg.buttons and (caps.buttons == 0 or n_buttons > caps.buttons or too_long):
+    if numbered(msg, caps):
         lines: list[str] = []
         for row in msg.buttons:
             for b in row:
                 if b.action is not None:
                     choices.append(b.action)
-                    lines.append(f"{len(choices)}. {b.text}")
+                    lines.append(f"{start + len(choices) - 1}. {b.text}")
                 elif b.url:
                     lines.append(f"{b.text}：{b.url}")
                 elif b.request_location:
@@ -57,6 +56,14 @@ def render(msg: Outbound, caps: Capabilities, lang: str = "") -> tuple[list[Outb
             mention_name=msg.mention_name if first else None,
             buttons=msg.buttons if last else [], remember=msg.remember and last))
     return out, choices
+
+
+def numbered(msg: Outbound, caps: Capabilities) -> bool:
+    """Do this message's buttons become numbered choices on this channel?"""
+    buttons = [b for row in msg.buttons for b in row
+               if caps.location_button or not b.request_location]
+    return bool(buttons) and (caps.buttons == 0 or len(buttons) > caps.buttons
+                              or any(len(b.text) > caps.button_chars for b in buttons))
 
 
 def split(text: str, caps: Capabilities) -> list[str]:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery.media import photo_ref
 from bot.delivery.outbox import enqueue
-from bot.deps import Ctx, Deps
+from bot.deps import Ctx, Deps, answered
 from bot.messages import Button
 from bot.notify import compose
 from bot.notify.texts import t
@@ -39,6 +39,7 @@ async def tell_resident(s: AsyncSession, ticket: Ticket, key: str, *,
     text = t(key, lang, number=ticket.number, **kw)
     msg = compose.to_resident(ticket, chat, text, buttons(lang) if buttons else None, remember)
     msg.photos = list(photos or [])
+    answered(s, msg.channel, msg.chat_id)  # when the resident acted, this is their answer
     enqueue(s, msg)
 
 

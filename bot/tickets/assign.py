@@ -75,8 +75,8 @@ async def _place(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: A
         raise Refused(t("place.not_reporter", actor.lang))
     check(ticket, S.ASSIGNED, actor, {S.REPORTED})
     if arg == "-":
-        await to_unrouted(s, deps, ticket)
-        return t("ticket.unrouted", actor.lang, number=ticket.number)
+        told = await to_unrouted(s, deps, ticket)
+        return t(told, actor.lang, number=ticket.number)
     if arg not in ticket.candidates:
         raise Refused(t("worker.not_allowed", actor.lang))
     await assign_to_grid(s, deps, ticket, arg, actor, note="resident chose")
@@ -122,15 +122,17 @@ async def _pick_community(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
     return t("coord.assign_to", actor.lang)
 
 
-async def to_unrouted(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
-    """No grid found in time: the community's queue, and its coordinators are told."""
+async def to_unrouted(s: AsyncSession, deps: Deps, ticket: Ticket) -> str:
+    """No grid found in time: the community's queue, and its coordinators are told (else the
+    centre). Returns the key of what the resident was told."""
     to_queue(s, ticket, now=deps.clock(), cfg=deps.sla, note="no place in time")
     await clear_pending_for(s, ticket.id, "place")
     buttons = assign_buttons(deps, ticket)
     told = await tell_up(s, deps, ticket, "coord.unrouted", StaffRole.COORDINATOR, buttons,
                          text=ticket.text[:200])
-    await tell_resident(s, ticket, "ticket.unrouted_centre" if told == StaffRole.CENTRE
-                        else "ticket.unrouted")
+    key = "ticket.unrouted_centre" if told == StaffRole.CENTRE else "ticket.unrouted"
+    await tell_resident(s, ticket, key)
+    return key
 
 
 def assign_buttons(deps: Deps, ticket: Ticket) -> list[list[Button]]:
