@@ -1,4 +1,5 @@
-"""grid-intake command line: serve (default), console, import, route, invite, wechat menu.
+"""grid-intake command line: serve (default), console, import, route, invite, wechat menu,
+report, brief.
 
 Platform libraries are imported only by the subcommands that talk to a platform: aiogram
 alone takes seconds to import, and a usage error or a configuration mistake should answer at
@@ -13,6 +14,7 @@ import errno
 import logging
 import socket
 import sys
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -187,6 +189,36 @@ def cmd_wecom(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, args)
 
 
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    if args.date_to < args.date_from:
+        args.usage_error("--to 不能早于 --from")
+    from handlers.report_cli import report
+
+    return report(settings, args)
+
+
+def cmd_brief(settings: Settings, args: argparse.Namespace) -> int:
+    if Path(args.output).suffix.lower() not in (".xlsx", ".md"):
+        args.usage_error("-o 的文件名要以 .xlsx 或 .md 结尾")
+    from handlers.report_cli import brief
+
+    return brief(settings, args)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"日期应写成 2026-11-01 这样：{text!r}") from None
+
+
+def _month(text: str) -> date:
+    try:
+        return date.fromisoformat(f"{text}-01")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"月份应写成 2026-11 这样：{text!r}") from None
+
+
 def _code(text: str) -> str:
     """Grid and community codes as the county files write them (FN-02), however typed."""
     return text.strip().upper()
@@ -220,12 +252,24 @@ def parser() -> argparse.ArgumentParser:
     res = wc_sub.add_parser("residents", help="居民上报: residents' reports from WeCom")
     res_sub = res.add_subparsers(dest="residents_cmd", required=True)
     res_sub.add_parser("sync", help="pull changed reports once and turn them into tickets")
+    rep = sub.add_parser("report", help="三率统计表：响应率、按期办结率、满意率（XLSX 或 CSV）")
+    rep.add_argument("--from", dest="date_from", type=_day, required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--to", dest="date_to", type=_day, required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--by", choices=["grid", "worker", "community"], default="community")
+    rep.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
+    rep.add_argument("-o", "--output", required=True, metavar="FILE")
+    rep.set_defaults(usage_error=rep.error)
+    bri = sub.add_parser("brief", help="社区月度联席会议简报（.xlsx 或 .md）")
+    bri.add_argument("--month", type=_month, required=True, metavar="YYYY-MM")
+    bri.add_argument("--community", type=_code, required=True, help="社区编号，如 FN")
+    bri.add_argument("-o", "--output", required=True, metavar="FILE.xlsx|FILE.md")
+    bri.set_defaults(usage_error=bri.error)
     return p
 
 
 COMMANDS = {"serve": cmd_serve, "console": cmd_console, "import": cmd_import,
             "route": cmd_route, "invite": cmd_invite, "wechat": cmd_wechat,
-            "wecom": cmd_wecom}
+            "wecom": cmd_wecom, "report": cmd_report, "brief": cmd_brief}
 
 
 def settings_problems(e: ValidationError) -> list[str]:
