@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core import Core
 from bot.county.index import CountyHolder
+from bot.delivery.capabilities import FULL
 from bot.delivery.media import MediaStore
 from bot.delivery.outbox import OutboxWorker
 from bot.deps import Deps
@@ -124,7 +125,9 @@ async def build_app(
     deps = Deps(sm=sm, county=county, sla=sla_config(settings), clock=clock, media=media,
                 read=make_sessionmaker(reader) if reader else None,
                 follow_link=follow_link, prefix=settings.ticket_prefix,
-                invite_ttl_days=settings.invite_ttl_days, wake_outbox=outbox.wake)
+                invite_ttl_days=settings.invite_ttl_days, wake_outbox=outbox.wake,
+                capabilities={name: getattr(s, "capabilities", FULL)
+                              for name, s in senders.items()})
     intake = IntakeWriter(
         engine, county, deps.sla, prefix=settings.ticket_prefix,
         media_window=timedelta(seconds=settings.media_window_seconds), clock=clock,

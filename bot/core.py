@@ -198,7 +198,8 @@ class Core:
         if (ib.chat_kind == ChatKind.PRIVATE and report_word(ib.text) is None
                 and not is_command(ib.text)
                 and await directory.standing_roles(s, ctx.channel, ctx.user_id)):
-            ctx.reply(s, t("staff.private_hint", ctx.lang))
+            ctx.reply(s, t("staff.private_hint" if self.deps.quoting(ctx.channel)
+                           else "staff.private_hint_words", ctx.lang))
             return Handled("staff_hint")
         return None
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.county.index import CountyHolder
+from bot.delivery.capabilities import FULL, Capabilities
 from bot.delivery.media import MediaStore
 from bot.delivery.outbox import enqueue
 from bot.delivery.ratelimit import Strikes
@@ -32,9 +33,15 @@ class Deps:
     media: MediaStore | None = None  # where arriving photos, voice and video are kept
     # sessions that only read: on SQLite they take no write lock (models.db.make_engine)
     read: async_sessionmaker[AsyncSession] | None = None
+    # what each channel can do (its sender's declaration), for words that depend on it
+    capabilities: Mapping[str, Capabilities] = field(default_factory=dict)
 
     def reader(self) -> async_sessionmaker[AsyncSession]:
         return self.read or self.sm
+
+    def quoting(self, channel: str) -> bool:
+        """Can a person there answer a given message (a worker's note by quoting the card)?"""
+        return self.capabilities.get(channel, FULL).quoting
 
 
 def answered(session: AsyncSession, channel: str, chat_id: str) -> None:

@@ -67,6 +67,9 @@ async def test_report_to_closed_with_words_and_numbers_only(
     await app.core.on_message(chat.private(WORKER, "1"))  # 接单, by its number
     await _deliver(app, clock)
     assert sender.texts(WORKER)[-1].startswith(f"已接单：{number}")
+    # nobody can quote here: the way to add a note is the words, not "reply to this message"
+    assert "回复这条消息" not in sender.texts(WORKER)[-1]
+    assert f"进展 {number} 内容" in sender.texts(WORKER)[-1]
     await app.core.on_message(chat.private(WORKER, f"进展 {number} 已联系环卫所"))
     await app.core.on_message(chat.private(WORKER, f"办结 {number} 已清运完毕"))
     await _deliver(app, clock)

@@ -40,6 +40,7 @@ ZH: dict[str, str] = {
     "btn.category": "改类别",
     "btn.cancel": "取消",
     "worker.acked": "已接单：{number}。补充进展：回复这条消息，或发送“进展 {number} 内容”。",
+    "worker.acked_words": "已接单：{number}。补充进展请发送“进展 {number} 内容”。",
     "worker.ask_resolution": "请发送办结说明（可附一张照片）。发送“取消”放弃。",
     "worker.ask_return_reason": "请说明退回原因。发送“取消”放弃。",
     "worker.resolved": "已办结：{number}，等待居民确认。",
@@ -142,6 +143,10 @@ ZH: dict[str, str] = {
         "您是网格工作人员：要给工单发进展，请回复（引用）那张工单卡片，或发送“进展 工单号 内容”。"
         "发送“我的工单”查看您负责的工单；要以居民身份报事，请以“报事”开头。"
     ),
+    "staff.private_hint_words": (
+        "您是网格工作人员：要给工单发进展，请发送“进展 工单号 内容”。"
+        "发送“我的工单”查看您负责的工单；要以居民身份报事，请以“报事”开头。"
+    ),
     "state.reported": "已受理",
     "state.assigned": "已派单",
     "state.acknowledged": "已接单",
@@ -195,6 +200,7 @@ EN: dict[str, str] = {
     "btn.category": "Category",
     "btn.cancel": "Cancel",
     "worker.acked": "Acknowledged: {number}. To post progress, reply to this message or send '进展 {number} <text>'.",
+    "worker.acked_words": "Acknowledged: {number}. To post progress, send '进展 {number} <text>'.",
     "worker.ask_resolution": "Send a resolution note (a photo is optional). Send 'cancel' to stop.",
     "worker.ask_return_reason": "Why are you returning it? Send 'cancel' to stop.",
     "worker.resolved": "Resolved: {number}; waiting for the resident.",
@@ -293,6 +299,10 @@ EN: dict[str, str] = {
         "You are registered as grid staff: to post progress, reply to the ticket's card or send "
         "'进展 <number> <text>'. Send 我的工单 for your tickets; to file a report yourself, "
         "start the message with 报事."
+    ),
+    "staff.private_hint_words": (
+        "You are registered as grid staff: to post progress, send '进展 <number> <text>'. "
+        "Send 我的工单 for your tickets; to file a report yourself, start the message with 报事."
     ),
     "state.reported": "received",
     "state.assigned": "assigned",

@@ -41,10 +41,11 @@ async def _ack(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Act
     check(ticket, S.ACKNOWLEDGED, actor, {S.ASSIGNED, S.REOPENED})
     transition(s, ticket, S.ACKNOWLEDGED, actor, now=deps.clock(), cfg=deps.sla)
     await tell_resident(s, ticket, "resident.acked", worker=actor.name or "—")
-    ctx.reply(s, t("worker.acked", actor.lang, number=ticket.number),
-              buttons=compose.worker_buttons(ticket.id, actor.lang, ticket.state),
+    said = t("worker.acked" if deps.quoting(ctx.channel) else "worker.acked_words", actor.lang,
+             number=ticket.number)
+    ctx.reply(s, said, buttons=compose.worker_buttons(ticket.id, actor.lang, ticket.state),
               ticket_id=ticket.id, remember=True)
-    return t("worker.acked", actor.lang, number=ticket.number)
+    return said
 
 
 async def _resolve_start(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
