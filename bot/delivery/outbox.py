@@ -87,6 +87,15 @@ def outbox_values(msg: Outbound, now: datetime) -> dict[str, Any]:
     }
 
 
+def template_line(text: str, number: str) -> str:
+    """The short line of a template notification: the message's first line without the ticket
+    number (the template has a field of its own for it; the line is cut short, so the number
+    would take the room of what happened)."""
+    first = text.split("\n", 1)[0]
+    rest = re.sub(rf"(?:您的)?(?:工单|[Tt]icket)?\s*{re.escape(number)}\s*", "", first)
+    return rest.strip(" ，,：:。.")[:60] or first[:60]
+
+
 def _addressee(msg: Outbound) -> str | None:
     """Whose numbered choices these are: in a group the addressee's, in private the chat's."""
     return msg.mention_user_id if msg.chat_kind == ChatKind.GROUP else None
@@ -440,7 +449,7 @@ class OutboxWorker:
             number, state = row if row else (None, None)
         if not caps.templates or number is None or not hasattr(sender, "send_template"):
             raise Undeliverable("outside the channel's messaging window, and no template")
-        line = msg.text.split("\n", 1)[0][:60]
+        line = template_line(msg.text, number)
         notice = TemplateNotice(msg.channel, msg.chat_id, number, t(f"state.{state}"),
                                 self._clock(), line)
         return await cast(TemplateSender, sender).send_template(notice)
