@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CANCEL_WORDS = {"取消", "cancel", "算了"}
 QUERY_WORDS = ("查询", "查", "进度", "怎么样", "咋样", "如何", "状态", "进展如何", "处理了吗")
 MY_WORDS = {"我的工单", "我的报事", "/my"}
+QUEUE_WORDS = {"待分派", "待分派工单", "/queue"}  # the unrouted queue, for coordinators
 
 
 @dataclass(slots=True)
@@ -82,6 +83,8 @@ class Core:
                     return Handled("duplicate")
                 if query == "my":
                     await queries.my_tickets(s, self.deps, ctx)
+                elif query == "queue":
+                    await queries.unrouted_queue(s, self.deps, ctx)
                 else:
                     await queries.status(s, self.deps, ctx, query)
                 await self._remind_pending(s, ctx)
@@ -211,6 +214,8 @@ class Core:
         """
         if text in MY_WORDS:
             return "my"
+        if text in QUEUE_WORDS:
+            return "queue"
         if report_word(text):
             return None
         m = words.number_pattern(self.deps.prefix).search(text)

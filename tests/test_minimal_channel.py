@@ -168,3 +168,25 @@ async def test_numbers_go_on_from_card_to_card_so_one_means_the_first_card(
     await _deliver(app, clock)
     async with app.deps.sm() as s:
         assert {t.state for t in await s.scalars(select(Ticket))} == {S.ACKNOWLEDGED}
+
+
+async def test_the_unrouted_queue_in_words(
+        minimal: tuple[App, MinimalSender, MinimalChat], clock: FakeClock) -> None:
+    app, sender, chat = minimal
+    await _join(app, COORD, StaffRole.COORDINATOR, community="FN")
+    await app.core.on_message(chat.private(RESIDENT, "信家坡小区路灯不亮", name="张大妈"))
+    await _deliver(app, clock)
+    asked = next(x for x in sender.texts(RESIDENT) if "都不是" in x)
+    none = re.search(r"^(\d+)\. 都不是$", asked, re.M)
+    assert none, sender.texts(RESIDENT)
+    await app.core.on_message(chat.private(RESIDENT, none.group(1)))
+    await _deliver(app, clock)
+    number = NUMBER.search(asked).group(0)  # type: ignore[union-attr]
+    before = len(sender.texts(COORD))
+    await app.core.on_message(chat.private(COORD, "待分派"))
+    await _deliver(app, clock)
+    listed = sender.texts(COORD)[before:]
+    assert any(f"【待分派】工单 {number}" in x for x in listed), listed
+    await app.core.on_message(chat.private(RESIDENT, "待分派"))
+    await _deliver(app, clock)
+    assert sender.texts(RESIDENT)[-1] == "待分派队列由社区工作人员、网格长和县指挥中心处理。"
