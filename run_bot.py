@@ -39,6 +39,8 @@ def _logging(settings: Settings) -> None:
     # aiogram logs request URLs at debug level, and those contain the bot token
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters at debug level: residents' phones
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def _fail(line: str) -> int:
