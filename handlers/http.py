@@ -1,4 +1,4 @@
-"""The service's HTTP port: /healthz always; platform webhooks mount here too.
+"""The service's HTTP port: /healthz and /metrics always; platform webhooks mount here too.
 
 /healthz answers 503 when the database is unreachable or a channel's intake is stuck (see
 `bot.health`), so a supervisor or load balancer can act on it; the body says which.
@@ -13,12 +13,14 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from bot.app import App
+from bot.metrics import CONTENT_TYPE, Metrics, metrics_for
 from models.enums import OutboxStatus
 from models.tickets import Outbox
 
 log = logging.getLogger(__name__)
 
 APP_KEY = web.AppKey("grid_app", App)
+METRICS_KEY = web.AppKey("grid_metrics", Metrics)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -49,10 +51,17 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if problems else 200)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    body = await request.app[METRICS_KEY].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
 def make_web_app(app: App) -> web.Application:
     web_app = web.Application(client_max_size=2 * 1024 * 1024)
     web_app[APP_KEY] = app
+    web_app[METRICS_KEY] = metrics_for(app)
     web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics)
     return web_app
 
 
