@@ -44,14 +44,16 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import UpdateBase
 
 from bot.app import App
 from bot.delivery.choices import remember as remember_choices
@@ -65,7 +67,7 @@ from handlers.wechat.api import OAClient
 from handlers.wechat.oa_sender import TEXT_BYTES, OASender, TemplateSpec
 from handlers.wechat.signing import BadSignature, Cipher, check
 from handlers.wechat.xml import BadXML, parse, text_reply
-from models.db import make_engine, make_sessionmaker
+from models.db import TxRunner, make_engine, make_sessionmaker
 from models.enums import Channel, ChatKind, OutboxStatus
 from models.tickets import Outbox
 
@@ -129,6 +131,15 @@ class _Job:
 
 
 @dataclass(frozen=True, slots=True)
+class _Db:
+    """Every message reads twice and most claim their reply: each is one hop to a thread
+    with its own connection (models.db.TxRunner), not a statement-by-statement session."""
+
+    reads: TxRunner
+    writes: TxRunner
+
+
+@dataclass(frozen=True, slots=True)
 class _Request:
     msg: dict[str, str]
     aes: bool
@@ -154,6 +165,7 @@ class OfficialAccount:
         self._engine: AsyncEngine = make_engine(database_url)
         self.api = OAClient(api_base, appid, secret, make_sessionmaker(self._engine), timeout)
         self.sender = OASender(self.api, media, template, tz)
+        self._runners: _Db | None = None
         self._jobs: dict[str, _Job] = {}
         self._seen: dict[tuple[str, str, str], tuple[bytes, float]] = {}
 
@@ -209,6 +221,9 @@ class OfficialAccount:
         """Close the HTTP session and the token engine (after `finish` and `App.close`)."""
         await self.finish()
         await self.api.close()
+        if self._runners is not None:
+            await self._runners.reads.close()
+            await self._runners.writes.close()
         await self._engine.dispose()
 
     def routes(self, app: App) -> list[web.RouteDef]:
@@ -340,8 +355,7 @@ class OfficialAccount:
         return job.reply
 
     async def _run(self, app: App, job: _Job, work: Work) -> None:
-        async with app.deps.sm() as s:
-            job.after = await s.scalar(select(func.max(Outbox.id))) or 0
+        job.after = await self._db(app).reads(_newest_row)
         await work()
 
     def _finished(self, key: str, job: _Job, task: asyncio.Task[None]) -> None:
@@ -367,54 +381,60 @@ class OfficialAccount:
         Every unsent row of the chat must have been queued after the message arrived (so
         nothing older is overtaken), be without photos, and all of them together fit one
         message once fitted to the channel, with numbered choices from one row at most.
-        They are marked sent in the same transaction that claims them, only if all are
-        still pending: the outbox never sends them too.
+        That is decided on a read; then they are marked sent, only if all are still pending,
+        in a write transaction of its own: the outbox never sends them too.
         """
-        caps = self.sender.capabilities
-        pending, sending = OutboxStatus.PENDING.value, OutboxStatus.SENDING.value
         try:
-            async with app.deps.sm() as s, s.begin():
-                rows = (await s.execute(
-                    select(Outbox.id, Outbox.status, Outbox.chat_kind, Outbox.payload,
-                           Outbox.ticket_id, Outbox.attempts)
-                    .where(Outbox.channel == CH, Outbox.chat_id == openid,
-                           Outbox.status.in_([pending, sending]))
-                    .order_by(Outbox.id).limit(PASSIVE_ROWS + 1))).all()
-                if not rows or len(rows) > PASSIVE_ROWS:
-                    return None
-                texts: list[str] = []
-                offers: list[list[Action]] = []
-                for row_id, status, chat_kind, payload, ticket_id, _n in rows:
-                    if row_id <= after or status != pending \
-                            or chat_kind != ChatKind.PRIVATE.value:
-                        return None
-                    msg = Outbound.from_row(CH, openid, chat_kind, ticket_id, dict(payload))
-                    if msg.photos:
-                        return None
-                    parts, offered = render(msg, caps)
-                    texts += [p.text for p in parts]
-                    if offered:
-                        offers.append(offered)
-                reply = "\n\n".join(texts)
-                if len(offers) > 1 or len(reply.encode()) > TEXT_BYTES:
-                    return None
-                now = app.deps.clock()
-                ids = [r[0] for r in rows]
-                taken = list(await s.scalars(
-                    update(Outbox).where(Outbox.id.in_(ids), Outbox.status == pending)
-                    .values(status=OutboxStatus.SENT.value, sent_at=now,
-                            attempts=Outbox.attempts + 1, lease_until=None, last_error=None)
-                    .returning(Outbox.id).execution_options(synchronize_session=False)))
-                if len(taken) != len(ids):
-                    raise _Lost  # the outbox claimed one meanwhile: leave them all to it
-                if offers:
-                    await remember_choices(s, CH, openid, None, offers[0], now)
-                return reply
-        except _Lost:
-            return None
+            found = await self._passive(app, openid, after)
         except (KeyError, TypeError, ValueError):
             log.warning("wechat: an outbox row could not be read for a passive reply")
             return None
+        if found is None:
+            return None
+        ids, reply, offered = found
+        now = app.deps.clock()
+        try:
+            if offered:  # rare (a question with choices): the choices go in the same commit
+                async with app.deps.sm() as s, s.begin():
+                    _check_taken(ids, await s.scalars(_claim(ids, now)))
+                    await remember_choices(s, CH, openid, None, offered, now)
+            else:
+                # one hop to the writer thread: held as briefly as the write lock can be
+                await self._db(app).writes(
+                    lambda conn: _check_taken(ids, conn.scalars(_claim(ids, now))))
+        except _Lost:
+            return None
+        return reply
+
+    def _db(self, app: App) -> _Db:
+        if self._runners is None:
+            self._runners = _Db(TxRunner(app.engine, reads_only=True), TxRunner(app.engine))
+        return self._runners
+
+    async def _passive(self, app: App, openid: str, after: int
+                       ) -> tuple[list[int], str, list[Action]] | None:
+        """(the rows, their text, the choices offered) a passive reply would carry, if any."""
+        rows = await self._db(app).reads(lambda conn: _unsent_rows(conn, openid))
+        if not rows or len(rows) > PASSIVE_ROWS:
+            return None
+        caps = self.sender.capabilities
+        texts: list[str] = []
+        offers: list[list[Action]] = []
+        for row_id, status, chat_kind, payload, ticket_id in rows:
+            if row_id <= after or status != OutboxStatus.PENDING.value \
+                    or chat_kind != ChatKind.PRIVATE.value:
+                return None
+            msg = Outbound.from_row(CH, openid, chat_kind, ticket_id, dict(payload))
+            if msg.photos:
+                return None
+            parts, offered = render(msg, caps)
+            texts += [p.text for p in parts]
+            if offered:
+                offers.append(offered)
+        reply = "\n\n".join(texts)
+        if len(offers) > 1 or len(reply.encode()) > TEXT_BYTES:
+            return None
+        return [r[0] for r in rows], reply, offers[0] if offers else []
 
     # -- what each message becomes ------------------------------------------------------
 
@@ -523,6 +543,33 @@ class OfficialAccount:
         except Exception as e:  # the message matters more than its copy
             log.warning("wechat: could not keep a %s (%s)", kind, type(e).__name__)
             return Media(kind, media_id)
+
+
+def _newest_row(conn: Connection) -> int:
+    return conn.scalar(select(func.max(Outbox.id))) or 0
+
+
+def _unsent_rows(conn: Connection, openid: str
+                 ) -> Sequence[Row[int, str, str, dict[str, object], int | None]]:
+    return conn.execute(
+        select(Outbox.id, Outbox.status, Outbox.chat_kind, Outbox.payload, Outbox.ticket_id)
+        .where(Outbox.channel == CH, Outbox.chat_id == openid,
+               Outbox.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]))
+        .order_by(Outbox.id).limit(PASSIVE_ROWS + 1)).all()
+
+
+def _claim(ids: list[int], now: datetime) -> UpdateBase:
+    """Rows `ids` sent as a passive reply, each only if still pending (not the outbox's)."""
+    return (update(Outbox).where(Outbox.id.in_(ids),
+                                 Outbox.status == OutboxStatus.PENDING.value)
+            .values(status=OutboxStatus.SENT.value, sent_at=now, attempts=Outbox.attempts + 1,
+                    lease_until=None, last_error=None)
+            .returning(Outbox.id).execution_options(synchronize_session=False))
+
+
+def _check_taken(ids: list[int], taken: Iterable[int]) -> None:
+    if len(list(taken)) != len(ids):
+        raise _Lost  # the outbox claimed one meanwhile: leave them all to it (rolled back)
 
 
 def _discard(fn: Callable[[Inbound], Awaitable[Any]], ib: Inbound) -> Work:

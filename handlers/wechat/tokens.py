@@ -111,7 +111,10 @@ class TokenStore:
                 update(AccessToken)
                 .where(AccessToken.key == self._key,
                        or_(AccessToken.refreshing_until.is_(None),
-                           AccessToken.refreshing_until <= now))
+                           AccessToken.refreshing_until <= now),
+                       # another process may have written a fresh token since our read
+                       or_(AccessToken.token.is_(None), AccessToken.expires_at.is_(None),
+                           AccessToken.expires_at <= now + REFRESH_EARLY))
                 .values(refreshing_until=now + LEASE)
                 .execution_options(synchronize_session=False))
         return bool(cast(CursorResult[Any], done).rowcount)
