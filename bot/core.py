@@ -70,6 +70,11 @@ class Core:
             done = await self._choose(ctx, ib, n)
             if done is not None:
                 return done
+        code = onboarding.typed_code(text) \
+            if ib.chat_kind == ChatKind.PRIVATE and not ib.media else None
+        if code is not None:  # a staff member's invite code, typed where no link can carry it
+            await self.on_start(ctx, code)
+            return Handled("start")
         # an action in words or a query comes first: it also answers while a question waits
         said = words.parse(text, self.deps.prefix)
         if said is not None:

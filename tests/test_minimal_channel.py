@@ -190,3 +190,16 @@ async def test_the_unrouted_queue_in_words(
     await app.core.on_message(chat.private(RESIDENT, "待分派"))
     await _deliver(app, clock)
     assert sender.texts(RESIDENT)[-1] == "待分派队列由社区工作人员、网格长和县指挥中心处理。"
+
+
+async def test_an_invite_code_typed_in_a_private_chat_is_redeemed_by_the_core(
+        minimal: tuple[App, MinimalSender, MinimalChat], clock: FakeClock) -> None:
+    app, sender, chat = minimal
+    async with app.deps.sm() as s, s.begin():
+        inv = await create_invite(s, StaffRole.WORKER, grid="FN-02", community=None,
+                                  now=app.deps.clock(), ttl_days=7)
+    await app.core.on_message(chat.private(WORKER, f"绑定 {inv.code.lower()}"))
+    await _deliver(app, clock)
+    assert "网格员" in sender.texts(WORKER)[-1] and "绑定成功" in sender.texts(WORKER)[-1]
+    async with app.deps.sm() as s:
+        assert (await s.scalars(select(Ticket))).first() is None  # not a report

@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from bot.delivery.media import MediaStore
 from bot.people.onboarding import create_invite
+from bot.people.onboarding import typed_code as invite_code
 from config.settings import Settings
 from handlers.serve import Edge
-from handlers.wechat.oa import invite_code, invite_hint
+from handlers.wechat.oa import invite_hint
 from models.enums import StaffRole
 from models.people import Identity, StaffAssignment
 from models.tickets import Attachment, Ticket

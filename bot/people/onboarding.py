@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,6 +64,22 @@ async def create_invite(
     s.add(Invite(code=code, role=role.value, grid_id=grid_id, community_id=community_id,
                  expires_at=expires, created_at=now))
     return NewInvite(code, role, scope, expires)
+
+
+_PREFIXED_CODE = re.compile(r"(?:/start|绑定|邀请码)[\s:：]*([A-Za-z2-9]{10})", re.IGNORECASE)
+_BARE_CODE = re.compile(r"[A-HJ-NP-Z2-9]{10}")  # the alphabet invite codes are drawn from
+
+
+def typed_code(text: str) -> str | None:
+    """The invite code a staff member sent as a message, if that is all the message is: the
+    code alone, or after /start, 绑定 or 邀请码 (channels with no deep link hand it over so)."""
+    s = text.strip()
+    m = _PREFIXED_CODE.fullmatch(s)
+    if m:
+        return m.group(1).upper()
+    if _BARE_CODE.fullmatch(s) and any(c.isalpha() for c in s):
+        return s
+    return None
 
 
 async def ensure_identity(s: AsyncSession, ctx: Ctx, private: bool, now: datetime) -> Identity:

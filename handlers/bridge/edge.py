@@ -38,7 +38,6 @@ from handlers.bridge.inbound import BadMessage, Message, parse
 from handlers.bridge.media import MediaFetcher, media_route
 from handlers.bridge.sender import CH, MEDIA_PATH, BridgeSender
 from handlers.bridge.signing import SIGNATURE, TIMESTAMP, BadSignature, verify
-from handlers.wechat.oa import invite_code
 from models.enums import ChatKind
 from models.tickets import InboundLog, SentMessage
 
@@ -171,10 +170,6 @@ class BridgeEdge:
         command = _COMMAND.fullmatch(text) if not msg.media and msg.location is None else None
         if command is not None:
             await self._command(app, ctx, msg, command.group(1).lower(), command.group(2) or "")
-            return False
-        code = invite_code(text) if kind == ChatKind.PRIVATE and not msg.media else None
-        if code is not None:
-            await core.on_start(ctx, code)
             return False
         media = await self.fetcher.fetch(msg.media)
         loc = msg.location

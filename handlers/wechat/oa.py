@@ -24,8 +24,8 @@ here waits on the same task and gets the same reply; elsewhere the core's inboun
 it (messages by MsgId, events by FromUserName + CreateTime + Event).
 
 What becomes what (chat = the resident's OpenID, always a private chat)
-- text -> a message to the core; an invite code alone (or after 绑定 / 邀请码 / /start) is
-  redeemed
+- text -> a message to the core (which redeems an invite code sent alone, or after 绑定,
+  邀请码 or /start)
 - image -> fetched into the media store at once (media/get by MediaId), then a message
 - voice -> WeChat's recognised text with the audio attached; without recognition the audio is
   kept for the report that follows and the resident is told so (video the same way)
@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -88,21 +87,6 @@ MY_KEYS = frozenset({"MY_TICKETS", "我的工单"})
 HELP_KEYS = frozenset({"HELP", "使用说明"})
 REPORT_WORD = "报事"  # the menu's 我要报事 is the same as typing it: the core asks what and where
 MY_WORDS = "我的工单"
-
-_PREFIXED_CODE = re.compile(r"(?:/start|绑定|邀请码)[\s:：]*([A-Za-z2-9]{10})", re.IGNORECASE)
-_BARE_CODE = re.compile(r"[A-HJ-NP-Z2-9]{10}")  # bot.people.onboarding's alphabet
-
-
-def invite_code(text: str) -> str | None:
-    """The invite code a staff member sent as a message, if that is all the message is."""
-    s = text.strip()
-    m = _PREFIXED_CODE.fullmatch(s)
-    if m:
-        return m.group(1).upper()
-    if _BARE_CODE.fullmatch(s) and any(c.isalpha() for c in s):
-        return s
-    return None
-
 
 def invite_hint(code: str) -> str:
     """How a staff member redeems `code` on the Official Account (one line, for `invite`)."""
@@ -466,12 +450,7 @@ class OfficialAccount:
         core = app.core
 
         async def text() -> None:
-            content = msg.get("Content", "")
-            code = invite_code(content)
-            if code is not None:
-                await core.on_start(ctx, code)
-            else:
-                await core.on_message(inbound(content))
+            await core.on_message(inbound(msg.get("Content", "")))
 
         async def image() -> None:
             photo = await self._fetch(app, "photo", msg.get("MediaId", ""))

@@ -43,7 +43,7 @@ from bot.messages import GeoPoint, Inbound, Media
 from bot.notify.texts import t
 from config.settings import Settings
 from handlers.wechat.callback import InHand, Refused, check_time, read_body
-from handlers.wechat.oa import HELP_KEYS, MY_KEYS, MY_WORDS, REPORT_KEYS, REPORT_WORD, invite_code
+from handlers.wechat.oa import HELP_KEYS, MY_KEYS, MY_WORDS, REPORT_KEYS, REPORT_WORD
 from handlers.wechat.signing import BadSignature, Cipher
 from handlers.wechat.uploads import fetch_media
 from handlers.wechat.xml import BadXML, parse
@@ -199,12 +199,7 @@ class WeComApp:
                            message_id=msg_id, received_at=app.deps.clock())
 
         async def text() -> None:
-            content = msg.get("Content", "")
-            code = invite_code(content)
-            if code is not None:
-                await core.on_start(ctx, code)
-            else:
-                await core.on_message(inbound(content))
+            await core.on_message(inbound(msg.get("Content", "")))
 
         async def image() -> None:
             photo = await fetch_media(self.api, app.core.media, "photo", msg.get("MediaId", ""))

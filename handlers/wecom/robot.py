@@ -49,7 +49,6 @@ from bot.messages import Inbound
 from bot.notify.texts import t
 from bot.sqlutil import insert_for
 from config.settings import Settings
-from handlers.wechat.oa import invite_code
 from handlers.wechat.signing import BadSignature, Cipher
 from handlers.wecom import texts_robot  # noqa: F401  (registers the texts)
 from handlers.wecom.robot_sender import CH, URL_LIFETIME, RobotSender
@@ -217,12 +216,9 @@ class SmartRobot:
                       msgid)
             core = app.core
             bind = _BIND.fullmatch(text.strip()) if group else None
-            code = None if group else invite_code(text)
             if bind is not None:
                 await core.on_bind(ctx, bind.group(1) or "",
                                    t("robot.group", tail=chat_id[-4:]))
-            elif code is not None:
-                await core.on_start(ctx, code)
             else:
                 await core.on_message(Inbound(
                     channel=CH, external_id=msgid, chat_id=chat_id, chat_kind=ctx.chat_kind,
