@@ -1,5 +1,5 @@
 """grid-intake command line: serve (default), console, import, route, invite, wechat menu,
-report, brief.
+report, brief, callbacks.
 
 Platform libraries are imported only by the subcommands that talk to a platform: aiogram
 alone takes seconds to import, and a usage error or a configuration mistake should answer at
@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import re
 import socket
 import sys
 from datetime import date
@@ -207,6 +208,29 @@ def cmd_brief(settings: Settings, args: argparse.Namespace) -> int:
     return brief(settings, args)
 
 
+def cmd_desk(settings: Settings, args: argparse.Namespace) -> int:
+    from handlers.web.cli import run
+
+    return run(settings, args)
+
+
+def cmd_callbacks(settings: Settings, args: argparse.Namespace) -> int:
+    if args.callbacks_cmd == "plan" and args.output \
+            and Path(args.output).suffix.lower() != ".xlsx":
+        args.usage_error("-o 的文件名要以 .xlsx 结尾")
+    if args.callbacks_cmd == "record" and bool(args.sheet) == bool(args.said):
+        args.usage_error("写回访编号和结果（如 2026W49-001 满意），或 --sheet 回访表.xlsx，二选一")
+    from handlers.callbacks_cli import run
+
+    return run(settings, args)
+
+
+def _week(text: str) -> str:
+    if not re.fullmatch(r"\d{4}-?W\d{1,2}", text.strip(), re.I):
+        raise argparse.ArgumentTypeError(f"周次应写成 2026-W49 这样：{text!r}")
+    return text.strip()
+
+
 def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -266,12 +290,29 @@ def parser() -> argparse.ArgumentParser:
     bri.add_argument("--community", type=_code, required=True, help="社区编号，如 FN")
     bri.add_argument("-o", "--output", required=True, metavar="FILE.xlsx|FILE.md")
     bri.set_defaults(usage_error=bri.error)
+    cb = sub.add_parser("callbacks", help="电话回访：每周抽取回访名单、登记回访结果")
+    cb_sub = cb.add_subparsers(dest="callbacks_cmd", required=True)
+    cbp = cb_sub.add_parser("plan", help="抽取一周的回访名单，生成回访表（XLSX，含电话）")
+    cbp.add_argument("--week", type=_week, required=True, metavar="YYYY-Www")
+    cbp.add_argument("-o", "--output", metavar="FILE.xlsx")
+    cbp.set_defaults(usage_error=cbp.error)
+    cbr = cb_sub.add_parser("record", help="登记回访结果：编号 满意|基本满意|不满意 [备注]")
+    cbr.add_argument("said", nargs="*", metavar="编号 结果",
+                     help="如 2026W49-001 社区满意 网格员基本满意 业委会无 路灯已修；或 H12 未接通")
+    cbr.add_argument("--sheet", metavar="FILE.xlsx", help="填好的回访表，逐行登记")
+    cbr.add_argument("--by", default="指挥中心", help="回访人姓名（记入工单记录）")
+    cbr.set_defaults(usage_error=cbr.error)
+    dk = sub.add_parser("desk", help="网页工作台：为管理员生成一次性登录链接")
+    dk_sub = dk.add_subparsers(dest="desk_cmd", required=True)
+    dkl = dk_sub.add_parser("link", help="打印一个登录链接（10 分钟内有效，只能用一次）")
+    dkl.add_argument("--person", required=True, help="人员姓名或编号（社区、网格长或指挥中心）")
     return p
 
 
 COMMANDS = {"serve": cmd_serve, "console": cmd_console, "import": cmd_import,
             "route": cmd_route, "invite": cmd_invite, "wechat": cmd_wechat,
-            "wecom": cmd_wecom, "report": cmd_report, "brief": cmd_brief}
+            "wecom": cmd_wecom, "report": cmd_report, "brief": cmd_brief,
+            "callbacks": cmd_callbacks, "desk": cmd_desk}
 
 
 def settings_problems(e: ValidationError) -> list[str]:

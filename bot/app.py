@@ -25,7 +25,7 @@ from bot.intake.writer import IntakeWriter
 from bot.messages import Sender
 from bot.notify.compose import FollowLink
 from bot.notify.texts import use_language
-from bot.tickets.sla import SlaConfig
+from bot.tickets.sla import SlaConfig, parse_quiet_hours
 from bot.tickets.sweeper import run_sweeper
 from config.settings import Settings
 from models.base import utcnow
@@ -36,11 +36,16 @@ log = logging.getLogger(__name__)
 
 
 def sla_config(settings: Settings) -> SlaConfig:
+    quiet_start, quiet_end = parse_quiet_hours(settings.quiet_hours)
     return SlaConfig(
         tz=ZoneInfo(settings.timezone), day_start=settings.work_day_start,
         day_end=settings.work_day_end, ack_hours=settings.ack_hours,
         resolve_work_days=settings.resolve_work_days, route_minutes=settings.route_answer_minutes,
-        confirm_days=settings.confirm_days, step_hours=settings.escalation_steps_hours)
+        confirm_days=settings.confirm_days, step_hours=settings.escalation_steps_hours,
+        ack_hours_urgent=settings.ack_hours_urgent,
+        resolve_hours_urgent=settings.resolve_hours_urgent,
+        urgent_categories=settings.urgent_category_set(),
+        quiet_start=quiet_start, quiet_end=quiet_end, digest_at=settings.digest_at)
 
 
 async def prepare_database(settings: Settings) -> None:

@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.callbacks import chat as callback_chat
 from bot.delivery import choices
 from bot.deps import Ctx, Deps
 from bot.intake.classify import is_chatter, is_command, is_report, report_word, strip_invisible
@@ -31,6 +32,9 @@ CANCEL_WORDS = {"取消", "cancel", "算了"}
 QUERY_WORDS = ("查询", "查", "进度", "怎么样", "咋样", "如何", "状态", "进展如何", "处理了吗")
 MY_WORDS = {"我的工单", "我的报事", "/my"}
 QUEUE_WORDS = {"待分派", "待分派工单", "/queue"}  # the unrouted queue, for coordinators
+DESK_WORDS = {"网页", "/desk"}  # a sign-in link to the web desk, when the desk is on
+# the desk (an edge) answers those words: (session, ctx) -> what to say
+DeskLink = Callable[[AsyncSession, Ctx], Awaitable[str]]
 
 
 @dataclass(slots=True)
@@ -55,6 +59,7 @@ class Core:
         self.deps = deps
         self.intake = intake
         self.media = deps.media  # channels keep arriving media here before handing it over
+        self.desk_link: DeskLink | None = None
 
     async def on_message(self, ib: Inbound) -> Handled:
         ib.text = strip_invisible(ib.text)
@@ -65,22 +70,34 @@ class Core:
         ctx = Ctx(ib.channel, ib.sender_id, ib.sender_name, ib.chat_id, ib.chat_kind,
                   ib.message_id)
         text = ib.text.strip()
-        n = choices.number(text) if not ib.media else None
-        if n is not None:
-            done = await self._choose(ctx, ib, n)
-            if done is not None:
-                return done
         code = onboarding.typed_code(text) \
             if ib.chat_kind == ChatKind.PRIVATE and not ib.media else None
         if code is not None:  # a staff member's invite code, typed where no link can carry it
             await self.on_start(ctx, code)
             return Handled("start")
+        n = choices.number(text) if not ib.media else None
+        if n is not None:
+            done = await self._choose(ctx, ib, n)
+            if done is not None:
+                return done
         # an action in words or a query comes first: it also answers while a question waits
+        call = callback_chat.parse(text) if not ib.media else None
+        if call is not None:
+            done = await self._act_on(
+                ctx, ib, lambda s: callback_chat.carry_out(s, self.deps, ctx, call), "callback")
+            if done is not None:
+                return done
         said = words.parse(text, self.deps.prefix)
         if said is not None:
             done = await self._by_words(ctx, ib, said)
             if done is not None:
                 return done
+        if text in DESK_WORDS and self.desk_link is not None and not ib.media:
+            async with self.deps.sm() as s, s.begin():
+                if await self._first_time(s, ctx, ib.external_id):
+                    ctx.reply(s, await self.desk_link(s, ctx))
+            self.deps.wake_outbox()
+            return Handled("desk")
         query = self._query(text)
         if query is not None:
             async with self.deps.sm() as s, s.begin():

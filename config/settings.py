@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -64,6 +65,12 @@ class Settings(BaseSettings):
     bridge_capabilities: str = ""
     bridge_public_url: str = ""  # the service as the connector reaches it (absolute media links)
 
+    # the web desk under /desk/; off unless DESK_SECRET_KEY is set (it encrypts the sessions)
+    desk_secret_key: SecretStr | None = None
+    desk_base_url: str = ""  # as staff reach the service, for sign-in links (https: Secure)
+    desk_session_hours: float = 12.0
+    map_tile_url: str = ""  # e.g. 天地图 with its key; none: boundaries on a plain background
+
     language: Literal["zh", "en"] = "zh"
     timezone: str = "Asia/Shanghai"
     ticket_prefix: str = "FS"
@@ -79,10 +86,20 @@ class Settings(BaseSettings):
     media_window_seconds: int = 120
     repeat_window_seconds: int = 600
     reports_per_minute: int = 5
+    # 回访: households drawn per community each week; weeks before one is called again
+    callback_per_community_min: int = 3
+    callback_per_community_max: int = 5
+    callback_cooldown_weeks: int = 12
 
     ack_hours: float = 2.0
     resolve_work_days: int = 3
     escalation_steps_hours: float = 4.0
+    # 紧急 tickets: clock hours, not working time (see bot/tickets/sla.py)
+    ack_hours_urgent: float = 0.5
+    resolve_hours_urgent: float = 24.0
+    urgent_categories: str = "安全隐患"  # comma-separated categories urgent from the start
+    quiet_hours: str = "22-7"  # local hours when non-urgent escalations wait; "off": none
+    digest_at: time = time(8, 30)  # the daily digest in chat, local time
     work_day_start: int = 8
     work_day_end: int = 18
 
@@ -105,6 +122,19 @@ class Settings(BaseSettings):
         if lang not in ("zh", "en"):
             raise ValueError(f"LANGUAGE 只能是 zh（中文）或 en（English），不能是 {v!r}")
         return lang
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, v: str) -> str:
+        start, sep, end = v.strip().partition("-")
+        if v.strip().lower() in ("", "off") or (
+                sep and start.isdigit() and end.isdigit() and max(int(start), int(end)) < 24):
+            return v.strip()
+        raise ValueError(f"QUIET_HOURS 应写成 22-7（几点到几点）或 off，不能是 {v!r}")
+
+    def urgent_category_set(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.urgent_categories.replace("，", ",").split(",")
+                         if c.strip())
 
     @field_validator("timezone")
     @classmethod

@@ -80,6 +80,9 @@ KINDS: tuple[ChannelKind, ...] = (
                 lambda s: bool(s.wecom_corp_id and s.wecom_secret
                                and s.wecom_resident_sync_seconds > 0),
                 "handlers.wecom.residents.sync", "ResidentSync.from_settings", job=True),
+    ChannelKind("网页工作台", "DESK_SECRET_KEY",
+                lambda s: s.desk_secret_key is not None,
+                "handlers.web.desk", "Desk.from_settings"),
     ChannelKind("消息桥", "BRIDGE_SECRET",
                 lambda s: s.bridge_secret is not None,
                 "handlers.bridge.edge", "BridgeEdge.from_settings"),

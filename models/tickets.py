@@ -46,6 +46,7 @@ class Ticket(Base):
     source_message_id: Mapped[str | None] = mapped_column(String(64))
 
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    priority: Mapped[str] = mapped_column(String(8), default="normal")  # urgent | normal
     satisfaction: Mapped[str | None] = mapped_column(String(16))
     resolution_note: Mapped[str | None] = mapped_column(Text)
 
@@ -93,6 +94,7 @@ class NewTicket:
     unrouted: bool = False
     state: str = ""
     escalation_level: int = 0
+    priority: str = "normal"
     satisfaction: str | None = None
     resolution_note: str | None = None
     created_at: datetime | None = None

@@ -30,6 +30,8 @@ TRANSITIONS: dict[tuple[S, S], frozenset[Role]] = {
     (S.RETURNED, S.REJECTED): frozenset({R.COORDINATOR, R.CENTRE}),
     # the resident's verdict (the grid leader's, on a ticket staff reported: actions._check_rater)
     (S.RESOLVED, S.CLOSED): frozenset({R.RESIDENT, R.SYSTEM, R.LEADER, R.COORDINATOR, R.CENTRE}),
+    # a call-back (回访) found the resident not satisfied after all
+    (S.CLOSED, S.REOPENED): frozenset({R.CENTRE}),
     (S.RESOLVED, S.REOPENED): frozenset({R.RESIDENT, R.LEADER, R.COORDINATOR, R.CENTRE}),
     (S.REOPENED, S.ASSIGNED): frozenset({R.SYSTEM, R.LEADER, R.COORDINATOR, R.CENTRE}),
     (S.REOPENED, S.ACKNOWLEDGED): frozenset({R.WORKER, R.LEADER}),

@@ -516,7 +516,7 @@ def test_the_report_is_a_few_grouped_queries(engine: Engine) -> None:
         figures(engine)
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert len(seen) == 2  # tickets; reopenings with ratings. Never one per ticket
+    assert len(seen) == 3  # tickets; reopenings with ratings; call-back results. Never per ticket
     assert all("GROUP BY" in s for s in seen)
 
 
@@ -574,7 +574,7 @@ def test_xlsx_reads_back_with_numbers_formats_and_a_chart(engine: Engine,
     assert isinstance(summary, Worksheet)
     charts = summary._charts  # type: ignore[attr-defined]  # the charts openpyxl read
     assert len(charts) == 1 and isinstance(charts[0], BarChart)
-    assert len(charts[0].series) == 3
+    assert len(charts[0].series) == 5  # 响应率, 按期办结率, and 满意率 by each source and in all
     county = {summary.cell(r, 1).value: summary.cell(r, 2) for r in range(5, 40)}
     assert county["响应率"].value == pytest.approx(27 / 32)
     assert county["响应率"].number_format == "0.0%"
@@ -619,7 +619,8 @@ def test_brief_repeats_overdue_rates_and_no_callback_numbers(
     assert rates["响应率"][0] == pytest.approx(19 / 22) and rates["响应率"][1] == 1
     assert rates["按期办结率"][0] == pytest.approx(17 / 23)
     assert rates["满意率（居民评价）"][0] == pytest.approx(17 / 20)
-    assert sections["电话回访"].rows == [] and "尚未上线" in sections["电话回访"].note
+    assert sections["电话回访"].rows == []
+    assert sections["电话回访"].note == "本月没有登记电话回访结果。"
     xc = {s.sheet: s for s in _brief(engine, ids, "XC").sections}
     assert [r[:2] for r in xc["重复报事"].rows] == [["西关小区", 3]]
 

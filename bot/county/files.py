@@ -1,7 +1,8 @@
 """Read and validate a county directory into plain dataclasses (no database, no routing).
 
 The directory holds `grids.yaml`, `places.csv` or `places.xlsx`, and optionally
-`boundaries.geojson` and `holidays.yaml` (format: config/sample/README.md). Every problem found
+`boundaries.geojson`, `holidays.yaml` and `households.csv` (the call-back register)
+(format: config/sample/README.md). Every problem found
 is collected and raised together as one `CountyFileError`, each naming the file, the row
 (CSV/XLSX row, YAML line, or GeoJSON feature number) and the reason, so an import either takes
 everything or nothing.
@@ -29,6 +30,7 @@ PLACES_CSV = "places.csv"
 PLACES_XLSX = "places.xlsx"
 BOUNDARIES_FILE = "boundaries.geojson"
 HOLIDAYS_FILE = "holidays.yaml"
+HOUSEHOLDS_CSV = "households.csv"
 
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _PHONE_STRIP = re.compile(r"[\s()+-]")
@@ -85,6 +87,17 @@ class PlaceRow:
 
 
 @dataclass(frozen=True)
+class HouseholdRow:
+    """A household the command centre may phone for a call-back (回访)."""
+
+    grid: str
+    address: str  # 门牌
+    name: str = ""
+    phone: str = ""  # digits only
+    row: int = 0
+
+
+@dataclass(frozen=True)
 class BoundaryData:
     grid: str
     geometry: dict[str, Any]  # GeoJSON Polygon/MultiPolygon, WGS-84
@@ -100,6 +113,7 @@ class CountyData:
     boundaries: tuple[BoundaryData, ...] = ()
     source: str = ""
     calendar: tuple[tuple[date, bool], ...] = ()  # (day, is it a workday), from holidays.yaml
+    households: tuple[HouseholdRow, ...] = ()  # households.csv: call-backs only, never routing
 
 
 @dataclass(frozen=True)
@@ -456,6 +470,60 @@ def _read_places(path: Path, refs: _GridRefs, problems: list[Problem]) -> list[P
     return out
 
 
+_HOUSEHOLD_HEADERS = {
+    "grid": "grid", "网格": "grid", "网格编码": "grid", "网格代码": "grid",
+    "address": "address", "门牌": "address", "地址": "address", "住址": "address",
+    "name": "name", "姓名": "name", "户主": "name", "联系人": "name",
+    "phone": "phone", "电话": "phone", "手机": "phone", "联系电话": "phone",
+}  # fmt: skip
+
+
+def _read_households(path: Path, refs: _GridRefs, problems: list[Problem]) -> list[HouseholdRow]:
+    fname = path.name
+    try:
+        rows = _csv_rows(path)
+    except OSError as e:
+        problems.append(Problem(fname, None, f"cannot read: {e}"))
+        return []
+    if not rows:
+        return []
+    header = [_HOUSEHOLD_HEADERS.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
+    col = {h: i for i, h in enumerate(header) if h in _HOUSEHOLD_HEADERS.values()}
+    missing = [c for c in ("grid", "address", "phone") if c not in col]
+    if missing:
+        problems.append(Problem(fname, 1, f"missing column(s): {', '.join(missing)}"))
+        return []
+    out: list[HouseholdRow] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for n, r in enumerate(rows[1:], start=2):
+        cell = {k: (r[i].strip() if i < len(r) else "") for k, i in col.items()}
+        if not any(cell.values()):
+            continue
+        bad = len(problems)
+        grid, address = cell["grid"], cell["address"]
+        phone = _PHONE_STRIP.sub("", cell["phone"])
+        if not grid:
+            problems.append(Problem(fname, n, "no grid"))
+        elif unknown := refs.problem(fname, grid):
+            problems.append(Problem(fname, n, unknown))
+        if not address:
+            problems.append(Problem(fname, n, "no address (门牌)"))
+        if not phone:
+            problems.append(Problem(fname, n, "no phone: a household nobody can call"))
+        elif why := _phone_problem(phone):
+            # the number itself is not repeated: it would land in logs and terminals
+            problems.append(Problem(fname, n, f"phone {why}"))
+        if len(problems) > bad:
+            continue
+        key = (grid, normalize(address), cell.get("name", ""))
+        if key in seen:
+            problems.append(Problem(fname, n, f"duplicate of row {seen[key]}"))
+            continue
+        seen[key] = n
+        out.append(HouseholdRow(grid, address, cell.get("name", ""), phone, n))
+    return out
+
+
 def _check_overlaps(fname: str, rows: list[PlaceRow], problems: list[Problem]) -> None:
     by_place: dict[str, list[PlaceRow]] = {}
     for p in rows:
@@ -694,6 +762,12 @@ def load_county_dir(directory: Path | str) -> CountyData:
     boundaries: list[BoundaryData] = []
     if (d / BOUNDARIES_FILE).is_file():
         boundaries = _read_boundaries(d / BOUNDARIES_FILE, refs, problems)
+    households: list[HouseholdRow] = []
+    if (d / HOUSEHOLDS_CSV).is_file():
+        # its unchecked grid codes stay out of the summary line, which names what to fix
+        # for routing; the register is checked in full once grids.yaml is
+        households = _read_households(d / HOUSEHOLDS_CSV, _GridRefs(refs.codes, refs.trusted),
+                                      problems)
     if summary := refs.summary():
         problems.append(summary)
     calendar: tuple[tuple[date, bool], ...] = ()
@@ -709,4 +783,5 @@ def load_county_dir(directory: Path | str) -> CountyData:
         boundaries=tuple(boundaries),
         source=str(d.resolve()),
         calendar=calendar,
+        households=tuple(households),
     )

@@ -28,10 +28,12 @@ from bot.county.files import (
     CommunityData,
     CountyData,
     GridData,
+    HouseholdRow,
     PlaceRow,
     Staff,
 )
 from bot.routing.numbers import format_ranges, parse_ranges
+from models.callbacks import CallbackHousehold
 from models.county import Boundary, CalendarDay, Community, CountyMeta, Grid, Place
 from models.people import Person, StaffAssignment
 
@@ -314,6 +316,31 @@ async def _calendar(session: AsyncSession, days: tuple[tuple[date, bool], ...],
             c.unchanged += 1
 
 
+async def _households(session: AsyncSession, data: tuple[HouseholdRow, ...],
+                      grids: dict[str, Grid], c: Counts) -> None:
+    """The call-back register, keyed on the phone (one phone, one household). A resident
+    drawn from a ticket earlier becomes the register's household when the phones match."""
+    existing = {h.key: h for h in (await session.scalars(select(CallbackHousehold))).all()}
+    seen: set[str] = set()
+    for d in data:
+        key = f"tel:{d.phone}"
+        row = existing.get(key)
+        created = row is None
+        if row is None:
+            row = CallbackHousehold(key=key)
+            session.add(row)
+            existing[key] = row
+        changed = _assign(row, {"grid_id": grids[d.grid].id, "address": d.address,
+                                "name": d.name, "phone": d.phone, "source": "register",
+                                "active": True})
+        _tally(c, created, changed)
+        seen.add(key)
+    for key, row in existing.items():
+        if key not in seen and row.source == "register" and row.active:
+            row.active = False
+            c.deactivated += 1
+
+
 async def load_calendar(session: AsyncSession) -> dict[date, bool]:
     return {d.day: d.workday for d in (await session.scalars(select(CalendarDay))).all()}
 
@@ -333,6 +360,7 @@ async def import_county(session: AsyncSession, data: CountyData) -> ImportReport
     await _boundaries(session, data.boundaries, grids, report.counts("boundaries"))
     await _staff(session, data.grids, grids, report.counts("people"), report.counts("assignments"))
     await _calendar(session, data.calendar, report.counts("calendar"))
+    await _households(session, data.households, grids, report.counts("households"))
     report.changed = (first or meta.name != data.name
                       or any(c.changed for c in report.tables.values()))
     meta.name = data.name

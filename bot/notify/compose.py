@@ -42,8 +42,11 @@ def worker_card(
     if to.chat_id is None or to.channel is None:
         return None
     lang = to.lang
+    title = t(title_key, lang, number=ticket.number)
+    if getattr(ticket, "priority", "normal") == "urgent":
+        title = t("card.urgent", lang) + title
     text = "\n".join([
-        t(title_key, lang, number=ticket.number),
+        title,
         t("card.body", lang,
           category=category_label(ticket.category, lang),
           place=ticket.place_text or grid_label,

@@ -26,6 +26,7 @@ ZH: dict[str, str] = {
     "btn.other_place": "都不是",
     # worker card
     "card.title": "【新工单】{number}",
+    "card.urgent": "【紧急】",
     "card.body": (
         "类别：{category}\n地点：{place}\n内容：{text}\n报事人：{reporter}\n"
         "接单时限：{ack_due}\n办结时限：{resolve_due}"
@@ -186,6 +187,7 @@ EN: dict[str, str] = {
     "ticket.share_location_hint": "Or tap below to share your location.",
     "btn.other_place": "None of these",
     "card.title": "[New ticket] {number}",
+    "card.urgent": "[URGENT] ",
     "card.body": (
         "Category: {category}\nPlace: {place}\nText: {text}\nReporter: {reporter}\n"
         "Acknowledge by: {ack_due}\nResolve by: {resolve_due}"

@@ -6,16 +6,17 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 
 from bot.notify.texts import scoped, t
 from bot.reports.names import Names
 from bot.reports.period import Period, previous_month
 from bot.reports.rates import Counts, compute, total
-from bot.reports.ratings import CHAT, TICKETS
+from bot.reports.ratings import CALLBACK, CALLS, CHAT, TICKETS
 from bot.reports.scope import Scope
 from bot.reports.table import Cell, Kind
-from models.enums import OPEN_STATES
+from models.callbacks import REACHED, UNREACHED
+from models.enums import OPEN_STATES, Satisfaction
 from models.enums import TicketState as S
 
 REPEAT_AT = 3  # reports of one place in a month that make it a repeat problem
@@ -24,8 +25,9 @@ TOP_PLACES = 10
 _PHONE = re.compile(r"\+?\d(?:[\s-]?\d){6,}")
 SUMMARY_CHARS = 40
 
-CALLBACKS_NONE = ("本月没有电话回访记录：电话回访功能尚未上线。上线后，这里列出回访户数和"
-                  "对社区、网格员、业委会的满意情况。")
+CALLBACKS_NONE = "本月没有登记电话回访结果。"
+_RATED = (("对社区", "community_rating"), ("对网格员", "worker_rating"),
+          ("对业委会", "committee_rating"))
 
 
 @dataclass(slots=True)
@@ -73,7 +75,7 @@ def build_brief(conn: Connection, names: Names, community_id: int, month: Period
         _places(conn, scope),
         _repeats(conn, scope),
         _overdue(conn, names, community_id, month, as_of),
-        Section("电话回访", "电话回访", [], [], [], note=CALLBACKS_NONE),
+        _callbacks(conn, community_id, month),
     ]
     return brief
 
@@ -85,15 +87,46 @@ def _rates(now: Counts, before: Counts, month: Period) -> Section:
         ["响应率", now.response_rate, before.response_rate],
         ["按期办结率", now.resolve_rate, before.resolve_rate],
         [f"满意率（{CHAT.label}）", now.tally(CHAT.key).rate, before.tally(CHAT.key).rate],
+        [f"满意率（{CALLBACK.label}）", now.tally(CALLBACK.key).rate,
+         before.tally(CALLBACK.key).rate],
         ["平均接单用时（小时）", now.avg_ack_hours, before.avg_ack_hours],
         ["平均办结用时（小时）", now.avg_resolve_hours, before.avg_resolve_hours],
         ["被督办工单", now.escalated, before.escalated],
         ["重办工单", now.reopened, before.reopened],
     ]
-    kinds: list[Kind] = ["count", "rate", "rate", "rate", "hours", "hours", "count", "count"]
+    kinds: list[Kind] = ["count", "rate", "rate", "rate", "rate", "hours", "hours", "count",
+                         "count"]
     return Section("概况", "三率与上月对比", ["指标", month.label(), prev.label()],
                    ["text", "count", "count"], rows, row_kinds=kinds,
                    note="上月的数字也按截至今天的数据计算；各率的算法与三率统计表“说明”页相同。")
+
+
+def _callbacks(conn: Connection, community_id: int, month: Period) -> Section:
+    """The month's call-backs by when they were made: each of the three ratings apart."""
+    c = CALLS.c
+    in_month = [c.community_id == community_id, c.recorded_at >= month.start,
+                c.recorded_at < month.end]
+    reached, unreached = (int(conn.scalar(select(func.count()).select_from(CALLS)
+                                          .where(*in_month, c.outcome == outcome)) or 0)
+                          for outcome in (REACHED, UNREACHED))
+    rows: list[list[Cell]] = []
+    for label, column in _RATED:
+        col = c[column]
+        row = conn.execute(
+            select(*(func.count(case((col == v.value, 1))) for v in (
+                Satisfaction.SATISFIED, Satisfaction.FAIRLY, Satisfaction.UNSATISFIED)))
+            .where(*in_month, c.outcome == REACHED)).one()
+        s_, f_, u_ = (int(n) for n in row)
+        rated = s_ + f_ + u_
+        rows.append([label, rated, s_, f_, u_, (s_ + f_) / rated if rated else None])
+    if not reached and not unreached:
+        return Section("电话回访", "电话回访", [], [], [], note=CALLBACKS_NONE)
+    return Section("电话回访", "电话回访（按回访时间）",
+                   ["评价对象", "参评户数", "满意", "基本满意", "不满意", "满意率"],
+                   ["text", "count", "count", "count", "count", "rate"], rows,
+                   note=f"本月回访 {reached + unreached} 次：接通 {reached} 户，"
+                        f"未接通 {unreached} 次（未接通的下周重新抽到）。"
+                        "没有业委会的不计入对业委会的参评户数。")
 
 
 def _categories(conn: Connection, scope: Scope, reports: int) -> Section:

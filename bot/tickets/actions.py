@@ -179,6 +179,14 @@ async def finish_reject(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket,
     return t("coord.rejected", actor.lang, number=ticket.number)
 
 
+async def _reject(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
+                  arg: str) -> str:
+    """不予受理 from a form that carries the reason (the desk); in chat it is words."""
+    if not arg.strip():
+        raise Refused(t("words.reject_usage", actor.lang, number=ticket.number))
+    return await finish_reject(s, deps, ctx, ticket, arg.strip()[:500])
+
+
 async def progress_note(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, note: str,
                         media: list[Media]) -> str | None:
     """A worker's reply to the card: recorded and passed on to the resident."""
@@ -213,6 +221,7 @@ _HANDLERS = {
     "setcat": _category_set,
     "cancel": _cancel,
     "rate": _rate,
+    "reject": _reject,
 }
 
 

@@ -16,7 +16,7 @@ from bot.deps import Ctx, Deps
 from bot.messages import Action, Inbound
 from bot.notify.texts import t
 from bot.people import directory
-from bot.tickets import actions
+from bot.tickets import actions, coordinate, queries
 from bot.tickets.lifecycle import Refused, record
 from bot.tickets.words import Said
 from models.enums import ACTIVE, Category
@@ -33,6 +33,7 @@ _WAITING = {
     "transfer": ("assignee", ACTIVE - {S.REOPENED}),
     "category": ("assignee", ACTIVE),
     "reject": ("none", set()),
+    **{verb: ("none", set()) for verb in coordinate.VERBS},
 }
 
 
@@ -42,7 +43,18 @@ class NotMeant(Exception):
 
 async def carry_out(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound, said: Said) -> str:
     """Returns the answer for the person; raises Refused (nothing changed) or NotMeant."""
+    if said.verb == "overdue":
+        if said.rest:  # 超时 3天了还没人来: a complaint, not the list
+            raise NotMeant
+        await queries.overdue_list(s, deps, ctx)
+        return ""
+    if said.verb in coordinate.VERBS and said.number is None:
+        if not await directory.standing_roles(s, ctx.channel, ctx.user_id):
+            raise NotMeant  # 备注 … from a resident is just words
+        raise Refused(t(f"coord.{said.verb}_usage", ctx.lang))
     ticket = await _ticket(s, deps, ctx, said)
+    if said.verb in coordinate.VERBS:
+        return await coordinate.carry_out(s, deps, ctx, ticket, said.verb, said.rest)
     if said.verb == "rate":
         answer = await actions.act(s, deps, ctx, Action("rate", ticket.id, said.arg))
         if said.rest:

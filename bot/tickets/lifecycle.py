@@ -9,11 +9,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.notify.texts import t
-from bot.tickets.sla import SlaConfig, add_work_days, add_work_hours, next_escalation, phase_due
-from models.enums import Channel, Role
+from bot.tickets.sla import (
+    NORMAL,
+    URGENT,
+    SlaConfig,
+    ack_due,
+    next_escalation,
+    phase_due,
+    priority_for,
+    resolve_due,
+)
+from models.enums import ACTIVE, Channel, Role
 from models.enums import TicketState as S
 from models.tickets import NewTicket, Ticket, TicketEvent
-from models.transitions import allowed
+from models.transitions import MANAGERS, allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +70,9 @@ def _deadlines_on_enter(
     elif to == S.ASSIGNED:
         ticket.assigned_at = now
         ticket.route_due_at = None
-        ticket.ack_due_at = add_work_hours(now, cfg.ack_hours, cfg)
+        ticket.ack_due_at = ack_due(now, ticket.priority, cfg)
         if ticket.resolve_due_at is None or frm == S.REOPENED:
-            ticket.resolve_due_at = add_work_days(now, cfg.resolve_work_days, cfg)
+            ticket.resolve_due_at = resolve_due(now, ticket.priority, cfg)
     elif to == S.ACKNOWLEDGED:
         ticket.acknowledged_at = now
     elif to == S.RESOLVED:
@@ -170,6 +179,34 @@ def record(
     return ev
 
 
+def set_priority(session: AsyncSession, ticket: Ticket, priority: str, actor: Actor, *,
+                 now: datetime, cfg: SlaConfig) -> TicketEvent:
+    """优先: a manager makes a ticket urgent or normal; its running deadlines restart from now.
+
+    A deadline already met stays as it was (the acknowledgement of an acknowledged ticket),
+    so the rates still judge that step by the time it had.
+    """
+    if priority not in (URGENT, NORMAL) or priority == ticket.priority \
+            or not actor.roles & MANAGERS or ticket.channel in MIRRORED:
+        raise Refused(t("worker.not_allowed", actor.lang))
+    state = S(ticket.state)
+    if state not in ACTIVE | {S.REPORTED, S.RETURNED}:
+        raise Refused(t("worker.stale", actor.lang, state=t(f"state.{state.value}", actor.lang)))
+    before = ticket.priority
+    ticket.priority = priority
+    if state in (S.ASSIGNED, S.REOPENED):
+        ticket.ack_due_at = ack_due(now, priority, cfg)
+    if state in ACTIVE:
+        ticket.resolve_due_at = resolve_due(now, priority, cfg)
+    refresh_escalation(ticket, cfg)
+    return record(session, ticket, actor, "priority", now=now, note=f"{before} → {priority}")
+
+
+def hold_escalation(ticket: Ticket, until: datetime) -> None:
+    """Quiet hours: the sweeper looks at this ticket again at `until`, not before."""
+    ticket.escalation_at = until
+
+
 def repeat(ticket_id: int, reporter_name: str, now: datetime, text: str) -> dict[str, Any]:
     """The event of a report folded into an earlier ticket of the same person (a "+1")."""
     return dict(ticket_id=ticket_id, at=now, kind="repeat", from_state=None, to_state=None,
@@ -194,6 +231,8 @@ def opening(ticket: NewTicket, routed: bool, now: datetime, cfg: SlaConfig, *,
     """
     ticket.state = S.REPORTED.value
     ticket.created_at = ticket.updated_at = now
+    if priority_for(ticket.category, cfg) == URGENT:
+        ticket.priority = URGENT
     ticket.unrouted = bool(held)
     ticket.assignee_id = assignee_id if routed else None
     _deadlines_on_enter(ticket, S.REPORTED, None, now, cfg)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Ctx, Deps
 from bot.notify import tell
+from bot.notify.compose import local
 from bot.notify.texts import category_label, t
 from bot.people import directory
 from bot.tickets import assign
+from bot.tickets.sla import URGENT
 from models.enums import ACTIVE, ChatKind, Role, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Ticket
@@ -124,3 +128,50 @@ async def unrouted_queue(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10)
     for tk in rows:
         ctx.reply(s, t("coord.unrouted", ctx.lang, number=tk.number, text=tk.text[:200]),
                   buttons=assign.assign_buttons(deps, tk), ticket_id=tk.id)
+
+
+def overdue_clause(now: datetime) -> ColumnElement[bool]:
+    """Open and past the deadline of the step it is at (acknowledging, or resolving)."""
+    return or_(and_(Ticket.state.in_([S.ASSIGNED.value, S.REOPENED.value]),
+                    Ticket.ack_due_at < now),
+               and_(Ticket.state.in_([S.ACKNOWLEDGED.value, S.IN_PROGRESS.value]),
+                    Ticket.resolve_due_at < now))
+
+
+async def overdue_list(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 15) -> None:
+    """超时: overdue tickets, scoped as the unrouted queue is; the longest overdue first."""
+    roles = await directory.standing_roles(s, ctx.channel, ctx.user_id)
+    centre = any(r.role == StaffRole.CENTRE for r in roles)
+    communities = {r.community_id for r in roles if r.role == StaffRole.COORDINATOR}
+    led = {r.grid_id for r in roles if r.role == StaffRole.LEADER}
+    if not centre and not communities and not led:
+        ctx.reply(s, t("coord.overdue_staff_only", ctx.lang), reply_to=ctx.message_id)
+        return
+    now = deps.clock()
+    where = overdue_clause(now)
+    if not centre:
+        where = and_(where, or_(Ticket.community_id.in_(communities) if communities else false(),
+                                Ticket.grid_id.in_(led) if led else false()))
+    total = await s.scalar(select(func.count()).select_from(Ticket).where(where)) or 0
+    if not total:
+        ctx.reply(s, t("coord.overdue_none", ctx.lang), reply_to=ctx.message_id)
+        return
+    due = case((Ticket.state.in_([S.ASSIGNED.value, S.REOPENED.value]), Ticket.ack_due_at),
+               else_=Ticket.resolve_due_at)
+    rows = (await s.scalars(select(Ticket).where(where).order_by(due, Ticket.id)
+                            .limit(limit))).all()
+    idx = deps.county.index
+    # in a group everyone reads the answer: numbers and places only, not the complaints
+    line = "coord.overdue_line" if ctx.chat_kind == ChatKind.PRIVATE else "coord.overdue_short"
+    lines = [t("coord.overdue_header", ctx.lang, n=total, shown=len(rows))]
+    for tk in rows:
+        acking = tk.state in (S.ASSIGNED, S.REOPENED)
+        lines.append(t(line, ctx.lang, number=tk.number,
+                       grid=idx.grid_name(tk.grid_id),
+                       what=t("coord.overdue_ack" if acking else "coord.overdue_resolve",
+                              ctx.lang),
+                       due=local(tk.ack_due_at if acking else tk.resolve_due_at, deps.sla.tz),
+                       urgent=t("coord.urgent_mark", ctx.lang) if tk.priority == URGENT
+                       else "", text=tk.text[:20] + ("…" if len(tk.text) > 20 else "")))
+    lines.append(t("coord.overdue_hint", ctx.lang))
+    ctx.reply(s, "\n".join(lines), reply_to=ctx.message_id)

@@ -17,9 +17,13 @@ log = logging.getLogger(__name__)
 
 TOP_LEVEL = 3  # leader -> community -> command centre
 
+URGENT, NORMAL = "urgent", "normal"  # tickets.priority
+
 
 @dataclass(frozen=True, slots=True)
 class SlaConfig:
+    """The county's clock: working time, deadlines per priority, quiet hours, the digest."""
+
     tz: ZoneInfo
     day_start: int = 8
     day_end: int = 18
@@ -28,6 +32,15 @@ class SlaConfig:
     route_minutes: int = 30
     confirm_days: int = 3
     step_hours: float = 4.0
+    # urgent tickets run on the clock, not on working time: a gas smell on a Friday evening
+    # cannot wait for Monday's office hours; 30 minutes and a day is what 应急值守 expects
+    ack_hours_urgent: float = 0.5
+    resolve_hours_urgent: float = 24.0
+    urgent_categories: frozenset[str] = frozenset({"安全隐患"})
+    # local hours [start, end) when non-urgent escalations to staff wait; equal = none
+    quiet_start: int = 0
+    quiet_end: int = 0
+    digest_at: time = time(8, 30)
 
 
 # the county's own days (holidays.yaml), set by the county index on every (re)load
@@ -90,6 +103,49 @@ def add_work_days(start: datetime, days: int, cfg: SlaConfig) -> datetime:
         if is_workday(day):
             counted += 1
     return datetime.combine(day, time(cfg.day_end), cfg.tz).astimezone(start.tzinfo)
+
+
+def priority_for(category: str, cfg: SlaConfig) -> str:
+    return URGENT if category in cfg.urgent_categories else NORMAL
+
+
+def ack_due(start: datetime, priority: str, cfg: SlaConfig) -> datetime:
+    if priority == URGENT:
+        return start + timedelta(hours=cfg.ack_hours_urgent)
+    return add_work_hours(start, cfg.ack_hours, cfg)
+
+
+def resolve_due(start: datetime, priority: str, cfg: SlaConfig) -> datetime:
+    if priority == URGENT:
+        return start + timedelta(hours=cfg.resolve_hours_urgent)
+    return add_work_days(start, cfg.resolve_work_days, cfg)
+
+
+def quiet_until(now: datetime, cfg: SlaConfig) -> datetime | None:
+    """The end of the quiet hours `now` falls in (local time), or None outside them."""
+    if cfg.quiet_start == cfg.quiet_end:
+        return None
+    local = now.astimezone(cfg.tz)
+    hour = local.hour
+    overnight = cfg.quiet_start > cfg.quiet_end  # 22-7
+    inside = (hour >= cfg.quiet_start or hour < cfg.quiet_end) if overnight \
+        else cfg.quiet_start <= hour < cfg.quiet_end
+    if not inside:
+        return None
+    day = local.date() + timedelta(days=1) if overnight and hour >= cfg.quiet_start \
+        else local.date()
+    return datetime.combine(day, time(cfg.quiet_end), cfg.tz).astimezone(now.tzinfo)
+
+
+def parse_quiet_hours(text: str) -> tuple[int, int]:
+    """QUIET_HOURS: "22-7" -> (22, 7); "" or "off" -> no quiet hours."""
+    if text.strip().lower() in ("", "off", "none"):
+        return 0, 0
+    start, sep, end = text.partition("-")
+    hours = (int(start), int(end)) if sep else (-1, -1)
+    if not all(0 <= h <= 23 for h in hours):
+        raise ValueError(f"QUIET_HOURS 应写成 22-7（几点到几点），不能是 {text!r}")
+    return hours
 
 
 @dataclass(frozen=True, slots=True)

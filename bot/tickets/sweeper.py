@@ -10,16 +10,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Deps
-from bot.notify import tell
+from bot.notify import digest, tell
 from bot.notify.compose import local
 from bot.tickets import assign
-from bot.tickets.lifecycle import SYSTEM, escalate, record, refresh_escalation, transition
+from bot.tickets.lifecycle import (
+    SYSTEM,
+    escalate,
+    hold_escalation,
+    record,
+    refresh_escalation,
+    transition,
+)
+from bot.tickets.sla import URGENT, quiet_until
 from models.enums import ACTIVE
 from models.enums import TicketState as S
 from models.tickets import Ticket
 
 log = logging.getLogger(__name__)
-
 
 
 async def sweep_once(deps: Deps, limit: int = 100) -> int:
@@ -50,6 +57,10 @@ async def _act(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
     if state not in ACTIVE:
         refresh_escalation(ticket, deps.sla)  # nothing is due in this state any more
         return
+    quiet = quiet_until(now, deps.sla) if ticket.priority != URGENT else None
+    if quiet is not None:
+        hold_escalation(ticket, quiet)  # staff are not woken for it: the morning will do
+        return
     ack_phase = state in (S.ASSIGNED, S.REOPENED)
     due = ticket.ack_due_at if ack_phase else ticket.resolve_due_at
     level = escalate(ticket, now, deps.sla)
@@ -71,5 +82,9 @@ async def run_sweeper(deps: Deps, stop: asyncio.Event, every: float) -> None:
                     break
         except Exception:
             log.exception("sweep failed; will retry")
+        try:
+            await digest.send_if_due(deps)
+        except Exception:
+            log.exception("daily digest failed; will retry")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)

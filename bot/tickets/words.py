@@ -26,6 +26,11 @@ _VERBS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("退回",), "return", ""),
     (("转派", "轉派"), "transfer", ""),
     (("改类别", "改類別"), "category", ""),
+    # a coordinator's: the overdue list, reassigning, priority, an internal note
+    (("超时工单", "超時工單", "超时", "超時"), "overdue", ""),
+    (("改派",), "reassign", ""),
+    (("优先", "優先"), "priority", ""),
+    (("备注", "備註"), "remark", ""),
 )
 _SPELLINGS = {s: (verb, arg) for spellings, verb, arg in _VERBS for s in spellings}
 _ALT = "|".join(sorted(_SPELLINGS, key=len, reverse=True))
@@ -33,7 +38,9 @@ _ALT = "|".join(sorted(_SPELLINGS, key=len, reverse=True))
 
 @dataclass(frozen=True, slots=True)
 class Said:
-    verb: str  # rate | reject | ack | progress | resolve | return | transfer | category
+    # rate | reject | ack | progress | resolve | return | transfer | category | overdue |
+    # reassign | priority | remark
+    verb: str
     number: str | None  # a full ticket number, or the digits a person typed for one
     rest: str  # the note, reason, grid or category that follows
     arg: str = ""  # the rating, for rate

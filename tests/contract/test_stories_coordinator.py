@@ -1,0 +1,82 @@
+"""A coordinator's words, the same on every channel (tests/contract/conftest.py): 优先, 超时,
+改派 and 备注 allowed in scope, and refused with a reason outside it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable
+
+from sqlalchemy import select
+
+from models.enums import TicketState as S
+from models.tickets import Ticket, TicketEvent
+from tests.conftest import FakeClock
+from tests.contract.channels import Channel
+
+REPORT = "报事 南关农贸市场门口垃圾堆了三天没人清运"
+
+
+async def _ticket(ch: Channel) -> Ticket:
+    async with ch.app.deps.sm() as s:
+        rows = list((await s.scalars(select(Ticket))).all())
+    assert len(rows) == 1
+    return rows[0]
+
+
+async def _event_kinds(ch: Channel, ticket_id: int) -> list[str]:
+    async with ch.app.deps.sm() as s:
+        return list((await s.scalars(select(TicketEvent.kind).where(
+            TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id))).all())
+
+
+async def _told_after(ch: Channel, who: str, step: Awaitable[None]) -> list[str]:
+    before = Counter(ch.heard(who))
+    await step
+    await ch.deliver()
+    return list((Counter(ch.heard(who)) - before).elements())
+
+
+def _has(told: list[str], *needles: str) -> bool:
+    return any(all(n in x for n in needles) for x in told)
+
+
+async def test_a_coordinator_steers_a_ticket_in_words(channel: Channel) -> None:
+    ch = channel
+    clock = ch.app.deps.clock
+    assert isinstance(clock, FakeClock)
+    for who in ("worker", "worker3", "coord"):
+        await ch.join(who)
+    await ch.say("resident", REPORT)
+    await ch.deliver()
+    tk = await _ticket(ch)
+    n = tk.number
+
+    told = await _told_after(ch, "coord", ch.say("coord", f"优先 {n} 紧急"))
+    assert _has(told, f"已将工单 {n} 设为紧急", "接单时限"), told
+    assert _has(ch.heard("worker"), f"工单 {n} 已改为紧急")
+    assert (await _ticket(ch)).priority == "urgent"
+
+    clock.advance(minutes=31)  # urgent: 30 minutes to acknowledge
+    told = await _told_after(ch, "coord", ch.say("coord", "超时"))
+    assert _has(told, n, "未接单"), told
+
+    told = await _told_after(ch, "coord", ch.say("coord", f"改派 {n} 社岭网格"))
+    assert _has(told, f"已改派：{n} → 社岭网格"), told
+    assert _has(ch.heard("worker3"), f"【改派工单】{n}")
+    assert _has(ch.heard("worker"), f"工单 {n} 已改派给社岭网格")
+    moved = await _ticket(ch)
+    assert moved.state == S.ASSIGNED
+    assert ch.app.deps.county.index.grid_name(moved.grid_id) == "社岭"
+
+    told = await _told_after(ch, "coord", ch.say("coord", f"备注 {n} 已电话联系报事人"))
+    assert _has(told, f"已记下工单 {n} 的备注"), told
+
+    # the old worker manages nothing here: refused, with the reason, and nothing changes
+    kinds = await _event_kinds(ch, tk.id)
+    told = await _told_after(ch, "worker", ch.say("worker", f"备注 {n} 不是我的了"))
+    assert _has(told, f"工单 {n} 不归您管"), told
+    told = await _told_after(ch, "worker", ch.say("worker", f"改派 {n} 南关网格"))
+    assert _has(told, f"工单 {n} 不归您管"), told
+    assert await _event_kinds(ch, tk.id) == kinds
+    # 优先, 改派 (a transition back to assigned, in 社岭), 备注: each audited once
+    assert kinds[-3:] == ["priority", "transition", "remark"]
