@@ -22,7 +22,7 @@ from bot.people import directory, onboarding
 from bot.sqlutil import insert_for
 from bot.tickets import actions, assign, by_words, queries, words
 from bot.tickets.lifecycle import Refused
-from models.enums import ChatKind
+from models.enums import ChatKind, RouteStatus
 from models.people import Identity
 from models.tickets import InboundLog, PendingInput, SentMessage, Ticket
 
@@ -112,7 +112,9 @@ class Core:
                 await self._remind_pending(s, ctx)
             self.deps.wake_outbox()
             return Handled("query")
-        if ib.chat_kind == ChatKind.PRIVATE or ib.location or ib.reply_to_bot:
+        # in a group where nobody can quote, the reporter's next words may answer "where?"
+        if ib.chat_kind == ChatKind.PRIVATE or ib.location or ib.reply_to_bot \
+                or not self.deps.quoting(ib.channel):
             done = await self._follow_up(ctx, ib)
             if done is not None:
                 self.deps.wake_outbox()
@@ -187,11 +189,14 @@ class Core:
             PendingInput.channel == ctx.channel, PendingInput.user_id == ctx.user_id,
             PendingInput.expires_at > self.deps.clock()))
         reply_ticket = await self._replied_ticket(s, ib)
-        # in a group only a reply to the question, or a shared location, answers it
+        # in a group only a reply to the question, or a shared location, answers it; where
+        # nobody can quote, the reporter's words in that group do when they name a place
         if pending is not None and pending.action == "place" and (
                 reply_ticket not in (None, pending.ticket_id)
                 or (ib.chat_kind == ChatKind.GROUP and reply_ticket is None
-                    and ib.location is None)):
+                    and ib.location is None
+                    and (self.deps.quoting(ib.channel)
+                         or not await self._names_a_place_here(s, ib, pending)))):
             return None
         if pending is not None and reply_ticket not in (None, pending.ticket_id):
             pending = None  # a reply to another ticket's card is about that ticket
@@ -319,6 +324,15 @@ class Core:
         except Refused as no:
             ctx.reply(s, str(no))
         return Handled(pending.action)
+
+    async def _names_a_place_here(self, s: AsyncSession, ib: Inbound,
+                                  pending: PendingInput) -> bool:
+        """Words in the group the ticket was reported in, naming a place the router knows."""
+        chat = await s.scalar(select(Ticket.chat_id).where(Ticket.id == pending.ticket_id))
+        if chat != ib.chat_id or not ib.text.strip():
+            return False
+        res = self.deps.county.index.router.route(ib.text)
+        return res.status == RouteStatus.ROUTED or bool(res.candidates)
 
     async def _replied_ticket(self, s: AsyncSession, ib: Inbound) -> int | None:
         if not ib.reply_to_message_id:

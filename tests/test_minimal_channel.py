@@ -203,3 +203,25 @@ async def test_an_invite_code_typed_in_a_private_chat_is_redeemed_by_the_core(
     assert "网格员" in sender.texts(WORKER)[-1] and "绑定成功" in sender.texts(WORKER)[-1]
     async with app.deps.sm() as s:
         assert (await s.scalars(select(Ticket))).first() is None  # not a report
+
+
+async def test_in_a_group_nobody_can_quote_the_reporters_next_words_answer_where(
+        minimal: tuple[App, MinimalSender, MinimalChat], clock: FakeClock) -> None:
+    app, sender, chat = minimal
+    await _join(app, WORKER, StaffRole.WORKER, grid="FN-02")
+    group = "g-nanguan"
+    ib = chat.group(group, RESIDENT, "报事 路灯坏了好几天了", name="张大妈")
+    await app.core.on_message(ib)
+    await _deliver(app, clock)
+    assert "请回复" in sender.texts(group)[-1] or "位置" in sender.texts(group)[-1]
+    # a neighbour's chatter is not the answer, nor the reporter's words naming no place
+    await app.core.on_message(chat.group(group, "r701", "南关农贸市场那边也有"))
+    await app.core.on_message(chat.group(group, RESIDENT, "我去买菜了"))
+    async with app.deps.sm() as s:
+        assert (await s.scalars(select(Ticket))).one().state == S.REPORTED
+    await app.core.on_message(chat.group(group, RESIDENT, "在南关农贸市场门口"))
+    await _deliver(app, clock)
+    async with app.deps.sm() as s:
+        tk = (await s.scalars(select(Ticket))).one()
+    assert tk.state == S.ASSIGNED
+    assert any(f"工单 {tk.number} 已派给南关网格员" in x for x in sender.texts(group))
