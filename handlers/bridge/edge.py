@@ -38,6 +38,7 @@ from handlers.bridge.inbound import BadMessage, Message, parse
 from handlers.bridge.media import MediaFetcher, media_route
 from handlers.bridge.sender import CH, MEDIA_PATH, BridgeSender
 from handlers.bridge.signing import SIGNATURE, TIMESTAMP, BadSignature, verify
+from handlers.wechat.callback import Refused, read_body
 from models.enums import ChatKind
 from models.tickets import InboundLog, SentMessage
 
@@ -51,11 +52,6 @@ _MENTION = re.compile(r"^@\S+\s+")  # "@网格助手 /bind FN-02" (WeChat puts U
 _COMMAND = re.compile(r"/(bind|start|help|cancel|queue)(?:@\S+)?(?:\s+(\S+))?\s*",
                       re.IGNORECASE)
 
-
-class Refused(Exception):
-    def __init__(self, status: int, why: str) -> None:
-        super().__init__(why)
-        self.status = status
 
 
 class BridgeEdge:
@@ -134,7 +130,7 @@ class BridgeEdge:
 
     async def _receive(self, request: web.Request, app: App) -> web.Response:
         try:
-            body = await _body(request)
+            body = await read_body(request, MAX_BODY)
             verify(self._secret, request.headers.get(TIMESTAMP, ""),
                    request.headers.get(SIGNATURE, ""), body, app.deps.clock().timestamp())
             msg = parse(body)
@@ -222,18 +218,6 @@ async def _cancel(app: App, ctx: Ctx) -> None:
     await app.core.cancel_pending(ctx)
     await app.core.on_help(ctx)
 
-
-async def _body(request: web.Request) -> bytes:
-    if (request.content_length or 0) > MAX_BODY:
-        raise Refused(413, "body over 256 KiB")
-    body = bytearray()
-    while True:
-        chunk = await request.content.read(MAX_BODY + 1 - len(body))
-        if not chunk:
-            return bytes(body)
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise Refused(413, "body over 256 KiB")
 
 
 def _refused(status: int, why: str) -> web.Response:

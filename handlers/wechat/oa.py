@@ -24,13 +24,7 @@ here waits on the same task and gets the same reply; elsewhere the core's inboun
 it (messages by MsgId, events by FromUserName + CreateTime + Event).
 
 What becomes what (chat = the resident's OpenID, always a private chat)
-- text -> a message to the core (which redeems an invite code sent alone, or after 绑定,
-  邀请码 or /start)
-- image -> fetched into the media store at once (media/get by MediaId), then a message
-- voice -> WeChat's recognised text with the audio attached; without recognition the audio is
-  kept for the report that follows and the resident is told so (video the same way)
-- location -> a GCJ-02 point (Location_X is the latitude), its label as the text
-- link -> its title, description and URL as text
+- text, image, voice, video, location, link -> handlers/wechat/messages.py (as on WeCom)
 - events: subscribe -> welcome (with a parametric QR code: its scene, as below); SCAN ->
   the scene: an invite code, or t_<ticket number> to follow a ticket; CLICK with key REPORT
   (我要报事) -> how to report, MY_TICKETS (我的工单) -> the person's tickets, HELP (使用说明)
@@ -59,10 +53,12 @@ from bot.delivery.choices import remember as remember_choices
 from bot.delivery.media import MediaStore
 from bot.delivery.render import render
 from bot.deps import Ctx
-from bot.messages import Action, GeoPoint, Inbound, Media, Outbound
+from bot.messages import Action, Inbound, Outbound
 from bot.notify.texts import t
 from config.settings import Settings
 from handlers.wechat.api import OAClient
+from handlers.wechat.callback import Refused, check_time, read_body
+from handlers.wechat.messages import message_work
 from handlers.wechat.oa_sender import TEXT_BYTES, OASender, TemplateSpec
 from handlers.wechat.signing import BadSignature, Cipher, check
 from handlers.wechat.xml import BadXML, parse, text_reply
@@ -74,7 +70,6 @@ log = logging.getLogger(__name__)
 
 CH = Channel.WECHAT.value
 PATH = "/wechat/oa"
-MAX_BODY = 64 * 1024
 ANSWER_WITHIN = 4.0  # WeChat gives up (and retries) after 5 s
 KEEP_ANSWER_S = 60.0  # WeChat's retries come within about 15 s
 SEEN_SIGNATURES = 10_000
@@ -96,11 +91,6 @@ def invite_hint(code: str) -> str:
 class _Lost(Exception):
     """A row meant for the passive reply was claimed by the outbox first."""
 
-
-class Refused(Exception):
-    def __init__(self, status: int, why: str) -> None:
-        super().__init__(why)
-        self.status = status
 
 
 @dataclass(eq=False)
@@ -216,7 +206,7 @@ class OfficialAccount:
         async def verify(request: web.Request) -> web.Response:
             q = request.query
             try:
-                self._check_time(q.get("timestamp", ""), app)
+                check_time(q.get("timestamp", ""), app.deps.clock().timestamp(), self._window)
                 check((self._token, q.get("timestamp", ""), q.get("nonce", "")),
                       q.get("signature", ""))
             except (Refused, BadSignature) as e:
@@ -250,27 +240,17 @@ class OfficialAccount:
 
     # -- refusing -------------------------------------------------------------------------
 
-    def _check_time(self, timestamp: str, app: App) -> None:
-        if self._window <= 0:
-            return
-        try:
-            at = int(timestamp)
-        except ValueError:
-            raise Refused(403, "timestamp is not a number") from None
-        if abs(app.deps.clock().timestamp() - at) > self._window:
-            raise Refused(403, "timestamp outside the replay window")
-
     async def _open(self, request: web.Request, app: App) -> _Request:
         q = request.query
         timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
-        self._check_time(timestamp, app)
+        check_time(timestamp, app.deps.clock().timestamp(), self._window)
         aes = q.get("encrypt_type", "raw").lower() == "aes"
         try:
             if not aes:  # the cheap check first: no body is read for a forged request
                 check((self._token, timestamp, nonce), q.get("signature", ""))
             elif "signature" in q:
                 check((self._token, timestamp, nonce), q["signature"])
-            body = await self._body(request)
+            body = await read_body(request)
             if not aes:
                 self._not_replayed((timestamp, nonce, q.get("signature", "")), body)
                 return _Request(parse(body), False, nonce)
@@ -286,19 +266,6 @@ class OfficialAccount:
             raise Refused(403, str(e)) from None
         except BadXML as e:
             raise Refused(400, f"not a WeChat message ({e})") from None
-
-    @staticmethod
-    async def _body(request: web.Request) -> bytes:
-        if (request.content_length or 0) > MAX_BODY:
-            raise Refused(413, "body over 64 KiB")
-        body = bytearray()
-        while True:
-            chunk = await request.content.read(MAX_BODY + 1 - len(body))
-            if not chunk:
-                return bytes(body)
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise Refused(413, "body over 64 KiB")
 
     def _not_replayed(self, key: tuple[str, str, str], body: bytes) -> None:
         digest = hashlib.sha256(body).digest()
@@ -440,52 +407,7 @@ class OfficialAccount:
             return None
         ctx = Ctx(CH, openid, name, openid, ChatKind.PRIVATE, msg_id)
 
-        def inbound(text: str = "", media: list[Media] | None = None,
-                    location: GeoPoint | None = None) -> Inbound:
-            return Inbound(channel=CH, external_id=msg_id, chat_id=openid,
-                           chat_kind=ChatKind.PRIVATE, sender_id=openid, sender_name=name,
-                           text=text, location=location, media=media or [],
-                           message_id=msg_id, received_at=app.deps.clock())
-
-        core = app.core
-
-        async def text() -> None:
-            await core.on_message(inbound(msg.get("Content", "")))
-
-        async def image() -> None:
-            photo = await self._fetch(app, "photo", msg.get("MediaId", ""))
-            await core.on_message(inbound(media=[photo]))
-
-        async def audio_or_video() -> None:
-            media = await self._fetch(app, "voice" if kind == "voice" else "video",
-                                      msg.get("MediaId", ""))
-            said = msg.get("Recognition", "").strip()
-            if said:
-                await core.on_message(inbound(said, [media]))
-                return
-            # no words to act on: kept for the report that follows (as a photo sent before
-            # one is), and the resident is asked for them
-            out = await core.intake.submit(inbound(media=[media]), report=False)
-            if not out.duplicate and out.number is None:  # else: added to a report just made
-                await core.on_notice(ctx, t("wechat.media_kept", ctx.lang))
-
-        async def location() -> None:
-            try:
-                point = GeoPoint(float(msg.get("Location_X", "")),
-                                 float(msg.get("Location_Y", "")), "gcj02")
-            except ValueError:
-                log.info("wechat: a location without coordinates was ignored")
-                return
-            await core.on_message(inbound(msg.get("Label", ""), location=point))
-
-        async def link() -> None:
-            parts = [msg.get("Title", ""), msg.get("Description", ""), msg.get("Url", "")]
-            await core.on_message(inbound("\n".join(p for p in parts if p)))
-
-        plans: dict[str, Work] = {"text": text, "image": image, "voice": audio_or_video,
-                                  "video": audio_or_video, "shortvideo": audio_or_video,
-                                  "location": location, "link": link}
-        work = plans.get(kind)
+        work = message_work(app, self.api, msg, ctx, t("wechat.media_kept", ctx.lang))
         return (msg_id, work) if work is not None else None
 
     def _event(self, app: App, msg: dict[str, str], event: str, ctx: Ctx) -> Work | None:
@@ -511,17 +433,6 @@ class OfficialAccount:
             return lambda: core.on_help(ctx)
         return None  # unsubscribe, menu links, reported locations, template receipts
 
-    async def _fetch(self, app: App, kind: str, media_id: str) -> Media:
-        """The media with its bytes in the store; without them if they can't be had."""
-        store = app.core.media
-        if store is None or not media_id:
-            return Media(kind, media_id)
-        try:
-            data = await self.api.download(media_id, store.max_bytes)
-            return Media(kind, media_id, store.put(data).sha256)
-        except Exception as e:  # the message matters more than its copy
-            log.warning("wechat: could not keep a %s (%s)", kind, type(e).__name__)
-            return Media(kind, media_id)
 
 
 def _newest_row(conn: Connection) -> int:

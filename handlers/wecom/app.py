@@ -15,11 +15,8 @@ The callback
   and task).
 
 What becomes what (chat = the member's userid, always a private chat)
-- text -> a message to the core (words work: 接单 NUM …); an invite code alone is redeemed
-- image -> fetched into the media store at once (media/get), then a message
-- voice, video -> kept for the report or note that follows; the person is told so
-- location -> a GCJ-02 point, its label as the text
-- link -> its title, description and URL as text
+- text, image, voice, video, location, link -> handlers/wechat/messages.py (as on the
+  Official Account; words work: 接单 NUM …)
 - events: template_card_event (a card's button) -> the core's action, then the card's
   buttons are greyed out showing the ticket's state; subscribe -> welcome; click on the
   app menu with key REPORT / MY_TICKETS / HELP -> as on the Official Account; anything else
@@ -39,13 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import App
 from bot.delivery.media import MediaStore
 from bot.deps import Ctx
-from bot.messages import GeoPoint, Inbound, Media
+from bot.messages import Inbound
 from bot.notify.texts import t
 from config.settings import Settings
 from handlers.wechat.callback import InHand, Refused, check_time, read_body
+from handlers.wechat.messages import message_work
 from handlers.wechat.oa import HELP_KEYS, MY_KEYS, MY_WORDS, REPORT_KEYS, REPORT_WORD
 from handlers.wechat.signing import BadSignature, Cipher
-from handlers.wechat.uploads import fetch_media
 from handlers.wechat.xml import BadXML, parse
 from handlers.wecom.api import WeComClient
 from handlers.wecom.cards import unpack
@@ -179,7 +176,6 @@ class WeComApp:
         kind = msg.get("MsgType", "").lower()
         if not userid:
             return None
-        core = app.core
         if kind == "event":
             event = msg.get("Event", "")
             mid = f"ev{msg.get('CreateTime', '')}:{event}:{msg.get('TaskId', '')}"
@@ -191,44 +187,7 @@ class WeComApp:
             return None
         ctx = Ctx(CH, userid, userid, userid, ChatKind.PRIVATE, msg_id)
 
-        def inbound(text: str = "", media: list[Media] | None = None,
-                    location: GeoPoint | None = None) -> Inbound:
-            return Inbound(channel=CH, external_id=msg_id, chat_id=userid,
-                           chat_kind=ChatKind.PRIVATE, sender_id=userid, sender_name=userid,
-                           text=text, location=location, media=media or [],
-                           message_id=msg_id, received_at=app.deps.clock())
-
-        async def text() -> None:
-            await core.on_message(inbound(msg.get("Content", "")))
-
-        async def image() -> None:
-            photo = await fetch_media(self.api, app.core.media, "photo", msg.get("MediaId", ""))
-            await core.on_message(inbound(media=[photo]))
-
-        async def audio_or_video() -> None:
-            what = "voice" if kind == "voice" else "video"
-            media = await fetch_media(self.api, app.core.media, what, msg.get("MediaId", ""))
-            out = await core.intake.submit(inbound(media=[media]), report=False)
-            if not out.duplicate and out.number is None:
-                await core.on_notice(ctx, t("wecom.media_kept", ctx.lang))
-
-        async def location() -> None:
-            try:
-                point = GeoPoint(float(msg.get("Location_X", "")),
-                                 float(msg.get("Location_Y", "")), "gcj02")
-            except ValueError:
-                log.info("wecom: a location without coordinates was ignored")
-                return
-            await core.on_message(inbound(msg.get("Label", ""), location=point))
-
-        async def link() -> None:
-            parts = [msg.get("Title", ""), msg.get("Description", ""), msg.get("Url", "")]
-            await core.on_message(inbound("\n".join(p for p in parts if p)))
-
-        plans: dict[str, Callable[[], Any]] = {
-            "text": text, "image": image, "voice": audio_or_video, "video": audio_or_video,
-            "location": location, "link": link}
-        work = plans.get(kind)
+        work = message_work(app, self.api, msg, ctx, t("wecom.media_kept", ctx.lang))
         return (msg_id, work) if work is not None else None
 
     def _event(self, app: App, msg: dict[str, str], event: str,
