@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from handlers.wechat.signing import BadSignature, Cipher
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
@@ -51,6 +53,27 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
         body += chunk
         if len(body) > limit:
             raise Refused(413, f"body over {limit // 1024} KiB")
+
+
+Handler = Callable[[web.Request], Coroutine[Any, Any, web.Response]]
+
+
+def url_check(cipher: Cipher, window: int, now: Callable[[], float], ok: Callable[[], None],
+              label: str) -> Handler:
+    """WeCom's URL check (the app's and the smart robot's): msg_signature over the token,
+    timestamp, nonce and echostr; the decrypted echostr back."""
+    async def verify(request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            check_time(q.get("timestamp", ""), now(), window)
+            echo = cipher.decrypt(q.get("echostr", ""), q.get("msg_signature", ""),
+                                  q.get("timestamp", ""), q.get("nonce", ""))
+        except (Refused, BadSignature) as e:
+            log.warning("%s: URL check refused (%s)", label, e)
+            return web.Response(status=403, text="forbidden")
+        ok()
+        return web.Response(text=echo)
+    return verify
 
 
 class InHand:

@@ -39,7 +39,7 @@ from bot.deps import Ctx
 from bot.messages import Inbound
 from bot.notify.texts import t
 from config.settings import Settings
-from handlers.wechat.callback import InHand, Refused, check_time, read_body
+from handlers.wechat.callback import InHand, Refused, check_time, read_body, url_check
 from handlers.wechat.messages import message_work
 from handlers.wechat.oa import HELP_KEYS, MY_KEYS, MY_WORDS, REPORT_KEYS, REPORT_WORD
 from handlers.wechat.signing import BadSignature, Cipher
@@ -119,17 +119,8 @@ class WeComApp:
     def routes(self, app: App) -> list[web.RouteDef]:
         health = app.health.channel(CH, "webhook")
 
-        async def verify(request: web.Request) -> web.Response:
-            q = request.query
-            try:
-                check_time(q.get("timestamp", ""), app.deps.clock().timestamp(), self._window)
-                echo = self.cipher.decrypt(q.get("echostr", ""), q.get("msg_signature", ""),
-                                           q.get("timestamp", ""), q.get("nonce", ""))
-            except (Refused, BadSignature) as e:
-                log.warning("wecom: URL check refused (%s)", e)
-                return web.Response(status=403, text="forbidden")
-            health.ok()
-            return web.Response(text=echo)
+        verify = url_check(self.cipher, self._window, lambda: app.deps.clock().timestamp(),
+                           health.ok, "wecom")
 
         async def receive(request: web.Request) -> web.Response:
             try:

@@ -9,7 +9,7 @@ The callback
 - Refused before anything is stored: a wrong msg_signature (constant-time compare), a
   timestamp further than WECHAT_REPLAY_WINDOW_S from our clock, a body over 64 KiB, a body or
   an inner message that is not the JSON expected.
-- The answer is an empty 200 once the core has the message (or after ANSWER_WITHIN, while it
+- The answer is an empty 200 once the core has the message (or after 4 s, while it
   goes on): replies go through the message's response_url, from the outbox.
 
 What becomes what
@@ -31,11 +31,9 @@ which can write first; the robot cannot).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -49,7 +47,7 @@ from bot.messages import Inbound
 from bot.notify.texts import t
 from bot.sqlutil import insert_for
 from config.settings import Settings
-from handlers.wechat.callback import Refused, check_time, read_body
+from handlers.wechat.callback import InHand, Refused, Work, check_time, read_body, url_check
 from handlers.wechat.signing import BadSignature, Cipher
 from handlers.wecom import texts_robot  # noqa: F401  (registers the texts)
 from handlers.wecom.robot_sender import CH, URL_LIFETIME, RobotSender
@@ -62,13 +60,10 @@ log = logging.getLogger(__name__)
 PATH = "/wechat/wecom/robot"
 RECEIVE_ID = ""  # WeCom's documented receiveid for an enterprise's own smart robot
 MAX_BODY = 64 * 1024  # as the Official Account takes
-ANSWER_WITHIN = 4.0
-FINISH_WITHIN = 10.0
 
 _MENTION = re.compile(r"^\s*@\S+\s*")
 _BIND = re.compile(r"(?:/bind|绑定)(?:[\s:：]+(\S*))?\s*", re.IGNORECASE)
 
-Work = Callable[[], Awaitable[Any]]
 
 
 
@@ -82,7 +77,7 @@ class SmartRobot:
             raise ValueError("WECOM_ROBOT_AES_KEY is not a 43-character EncodingAESKey") from None
         self._window = replay_window
         self.sender = RobotSender(timeout)
-        self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._in_hand = InHand("wecom robot")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmartRobot | None:
@@ -112,9 +107,7 @@ class SmartRobot:
 
     async def finish(self) -> None:
         """Let messages in hand reach the core (stop the web server first)."""
-        tasks = [task for task in self._jobs.values() if not task.done()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=FINISH_WITHIN)
+        await self._in_hand.finish()
 
     async def close(self) -> None:
         await self.finish()
@@ -123,17 +116,8 @@ class SmartRobot:
     def routes(self, app: App) -> list[web.RouteDef]:
         health = app.health.channel(CH, "webhook")
 
-        async def verify(request: web.Request) -> web.Response:
-            q = request.query
-            try:
-                check_time(q.get("timestamp", ""), app.deps.clock().timestamp(), self._window)
-                echo = self.cipher.decrypt(q.get("echostr", ""), q.get("msg_signature", ""),
-                                           q.get("timestamp", ""), q.get("nonce", ""))
-            except (Refused, BadSignature) as e:
-                log.warning("wecom robot: URL check refused (%s)", e)
-                return web.Response(status=403, text="forbidden")
-            health.ok()
-            return web.Response(text=echo)
+        verify = url_check(self.cipher, self._window, lambda: app.deps.clock().timestamp(),
+                           health.ok, "wecom robot")
 
         async def receive(request: web.Request) -> web.Response:
             try:
@@ -147,7 +131,7 @@ class SmartRobot:
             if planned is None:
                 return web.Response(text="")
             try:
-                await self._run(*planned)
+                await self._in_hand.run(*planned)
             except Exception:  # logged where the task ended; WeCom may try again
                 return web.Response(status=500, text="error")
             return web.Response(text="")
@@ -213,23 +197,6 @@ class SmartRobot:
 
         return msgid, work
 
-    async def _run(self, key: str, work: Work) -> None:
-        """Run `work` once per msgid in this process; wait for it up to ANSWER_WITHIN."""
-        task = self._jobs.get(key)
-        if task is None:
-            task = asyncio.create_task(_logged(work), name=f"wecom robot {key}")
-            self._jobs[key] = task
-            task.add_done_callback(lambda done: self._forget(key, done))
-        done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN)
-        if done and task.exception() is not None:
-            raise RuntimeError("the core failed on this message")
-
-    def _forget(self, key: str, task: asyncio.Task[None]) -> None:
-        if self._jobs.get(key) is task:
-            del self._jobs[key]
-        if not task.cancelled():
-            task.exception()  # logged by _logged; a redelivery runs it again
-
     async def _keep(self, app: App, msgid: str, chat_id: str, userid: str, url: str) -> str:
         """Keep the message's response_url; link a WeCom app identity; the sender's name."""
         now = app.deps.clock()
@@ -261,13 +228,6 @@ async def _link_identity(s: AsyncSession, userid: str, now: datetime) -> str | N
     ).on_conflict_do_nothing(index_elements=["channel", "user_id"]))
     return theirs.display_name or None
 
-
-async def _logged(work: Work) -> None:
-    try:
-        await work()
-    except Exception:
-        log.exception("wecom robot: a message could not be handled")
-        raise
 
 
 def _text_of(msg: dict[str, Any]) -> str | None:
