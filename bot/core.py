@@ -92,10 +92,13 @@ class Core:
             done = await self._by_words(ctx, ib, said)
             if done is not None:
                 return done
-        if text in DESK_WORDS and self.desk_link is not None and not ib.media:
+        if text in DESK_WORDS and not ib.media \
+                and (self.desk_link is not None or ib.chat_kind == ChatKind.PRIVATE):
             async with self.deps.sm() as s, s.begin():
                 if await self._first_time(s, ctx, ib.external_id):
-                    ctx.reply(s, await self.desk_link(s, ctx))
+                    # without the desk, 网页 is still not a report about a web page
+                    ctx.reply(s, await self.desk_link(s, ctx) if self.desk_link is not None
+                              else t("desk.off", ctx.lang))
             self.deps.wake_outbox()
             return Handled("desk")
         query = self._query(text)

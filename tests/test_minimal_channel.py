@@ -225,3 +225,13 @@ async def test_in_a_group_nobody_can_quote_the_reporters_next_words_answer_where
         tk = (await s.scalars(select(Ticket))).one()
     assert tk.state == S.ASSIGNED
     assert any(f"工单 {tk.number} 已派给南关网格员" in x for x in sender.texts(group))
+
+
+async def test_asking_for_the_desk_where_there_is_none_is_answered_not_filed(
+        minimal: tuple[App, MinimalSender, MinimalChat], clock: FakeClock) -> None:
+    app, sender, chat = minimal
+    await app.core.on_message(chat.private(COORD, "网页"))
+    await _deliver(app, clock)
+    assert sender.texts(COORD)[-1] == "网页工作台还没有开通，请联系县指挥中心。"
+    async with app.deps.sm() as s:
+        assert (await s.scalars(select(Ticket))).first() is None

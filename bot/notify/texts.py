@@ -27,6 +27,7 @@ ZH: dict[str, str] = {
     # worker card
     "card.title": "【新工单】{number}",
     "card.urgent": "【紧急】",
+    "desk.off": "网页工作台还没有开通，请联系县指挥中心。",
     "card.body": (
         "类别：{category}\n地点：{place}\n内容：{text}\n报事人：{reporter}\n"
         "接单时限：{ack_due}\n办结时限：{resolve_due}"
@@ -188,6 +189,7 @@ EN: dict[str, str] = {
     "btn.other_place": "None of these",
     "card.title": "[New ticket] {number}",
     "card.urgent": "[URGENT] ",
+    "desk.off": "The web desk is not set up here; please ask the command centre.",
     "card.body": (
         "Category: {category}\nPlace: {place}\nText: {text}\nReporter: {reporter}\n"
         "Acknowledge by: {ack_due}\nResolve by: {resolve_due}"
