@@ -93,5 +93,3 @@ async def test_oa_resident_to_wecom_worker_and_back(loaded_settings: Settings,
             assert (await _ticket(app.deps.sm)).state == S.CLOSED
             assert any(f"感谢评价！工单 {tk.number} 已结案。" in x
                        for x in oa_api.texts(RESIDENT))
-            await oa.finish()
-        await oa.close()

@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
@@ -25,7 +24,6 @@ from bot.delivery.capabilities import Capabilities
 from bot.deps import Ctx
 from bot.messages import Inbound, Outbound
 from config.settings import Settings
-from handlers.http import make_web_app
 from handlers.wechat.signing import signature
 from handlers.wecom.robot import PATH, SmartRobot
 from models.enums import ChatKind, OutboxStatus
@@ -33,7 +31,7 @@ from models.people import ChatBinding, Identity
 from models.robot import RobotReplyUrl
 from models.tickets import InboundLog, Outbox, Ticket
 from tests.conftest import FakeClock
-from tests.contract.channels import drain, invite_code
+from tests.contract.channels import drain, invite_code, served
 from tests.fakes.minimal import MinimalSender
 from tests.fakes.wecom_robot import RESPONSE, FakeWeComRobots
 
@@ -101,21 +99,8 @@ async def robot(loaded_settings: Settings, clock: FakeClock) -> AsyncIterator[Ro
         assert edge is not None
         app_sender = MinimalSender(channel="wecom", capabilities=Capabilities(buttons=0))
         app = await build_app(s, {"wecom_robot": edge.sender, "wecom": app_sender}, clock=clock)
-        web_app = make_web_app(app)
-        edge.mount(web_app, app)  # as handlers.serve mounts an edge
-        runner = web.AppRunner(web_app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        try:
-            yield Robot(app, fake, app_sender, f"http://{host}:{port}{PATH}", http, clock)
-        finally:
-            await http.close()
-            await runner.cleanup()
-            await edge.finish()
-            await app.close()
-            await edge.close()
+        async with served(app, edge) as (base, http):
+            yield Robot(app, fake, app_sender, f"{base}{PATH}", http, clock)
 
 
 async def _on_the_app(robot: Robot, who: str, userid: str) -> None:

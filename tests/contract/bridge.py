@@ -21,15 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from bot.app import App, build_app
 from config.settings import Settings
 from handlers.bridge.edge import PATH, BridgeEdge
 from handlers.bridge.signing import sign
-from handlers.http import make_web_app
 from tests.conftest import FakeClock
-from tests.contract.channels import RESIDENTS, drain, invite_code
+from tests.contract.channels import RESIDENTS, drain, invite_code, served
 from tests.fakes.connector import FakeConnector
 
 SECRET = "bridge-test-secret-0123456789"
@@ -67,21 +65,8 @@ async def bridge_stack(settings: Settings, clock: FakeClock, **kw: Any
         edge = BridgeEdge.from_settings(s)
         assert edge is not None
         app = await build_app(s, {"bridge": edge.sender}, clock=clock)
-        web_app = make_web_app(app)
-        edge.mount(web_app, app)  # as handlers.serve mounts an edge
-        runner = web.AppRunner(web_app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        try:
-            yield BridgeStack(app, edge, connector, f"http://{host}:{port}", http, clock)
-        finally:
-            await http.close()
-            await runner.cleanup()
-            await edge.finish()
-            await app.close()
-            await edge.close()
+        async with served(app, edge) as (base, http):
+            yield BridgeStack(app, edge, connector, base, http, clock)
 
 
 @dataclass

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+import aiohttp
 from aiogram.methods import AnswerCallbackQuery
 from sqlalchemy import func, select
 
@@ -21,6 +24,7 @@ from bot.messages import Outbound
 from bot.people.onboarding import create_invite
 from handlers.console import GROUP as CONSOLE_GROUP
 from handlers.console import Console, ConsoleSender, ConsoleState
+from handlers.http import make_web_app, start_site
 from models.enums import ChatKind, OutboxStatus, StaffRole
 from models.tickets import Outbox
 from tests.conftest import FakeClock
@@ -70,6 +74,30 @@ async def invite_code(app: App, who: str) -> str:
                                   community=None if "-" in scope else scope,
                                   now=app.deps.clock(), ttl_days=7)
     return inv.code
+
+
+@asynccontextmanager
+async def served(app: App, *edges: Any) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+    """The app's HTTP port on 127.0.0.1 with the edges' routes mounted, as `serve` mounts
+    them, and a client: (base URL, client). On leaving: the client and the server stop, the
+    edges finish what they hold, the app closes, then the edges."""
+    web_app = make_web_app(app)
+    for edge in edges:
+        edge.mount(web_app, app)
+    runner = await start_site(web_app, "127.0.0.1", 0)
+    host, port = runner.addresses[0][:2]
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    try:
+        yield f"http://{host}:{port}", http
+    finally:
+        await http.close()
+        await runner.cleanup()
+        for edge in edges:
+            if hasattr(edge, "finish"):
+                await edge.finish()
+        await app.close()
+        for edge in edges:
+            await edge.close()
 
 
 async def drain(app: App, clock: FakeClock) -> None:

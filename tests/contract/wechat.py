@@ -20,17 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 
 from bot.app import App, build_app
 from config.settings import Settings
-from handlers.http import make_web_app
 from handlers.wechat.oa import PATH, OfficialAccount
 from handlers.wechat.signing import signature
 from handlers.wechat.xml import cdata, parse
 from tests.conftest import FakeClock
-from tests.contract.channels import drain, invite_code
+from tests.contract.channels import drain, invite_code, served
 from tests.fakes.wechat_api import FakeWeChatAPI
 
 APPID = "wx5823bf96d3bd56c7"
@@ -67,21 +65,8 @@ async def oa_stack(settings: Settings, clock: FakeClock, **kw: Any) -> AsyncIter
         oa = OfficialAccount.from_settings(s)
         assert oa is not None
         app = await build_app(s, {"wechat": oa.sender}, clock=clock)
-        web_app = make_web_app(app)
-        oa.mount(web_app, app)  # as handlers.serve mounts an edge
-        runner = web.AppRunner(web_app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        try:
-            yield OAStack(app, oa, api, f"http://{host}:{port}{PATH}", http, clock)
-        finally:
-            await http.close()
-            await runner.cleanup()
-            await oa.finish()
-            await app.close()
-            await oa.close()
+        async with served(app, oa) as (base, http):
+            yield OAStack(app, oa, api, f"{base}{PATH}", http, clock)
 
 
 @dataclass

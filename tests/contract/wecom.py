@@ -20,17 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 
 from bot.app import App, build_app
 from bot.messages import Sender
 from config.settings import Settings
-from handlers.http import make_web_app
 from handlers.wechat.xml import cdata, parse
 from handlers.wecom.app import PATH, WeComApp
 from tests.conftest import FakeClock
-from tests.contract.channels import drain, invite_code
+from tests.contract.channels import drain, invite_code, served
 from tests.fakes.wecom_api import FakeWeCom
 
 CORP_ID = "wx5823bf96d3bd56c7"  # the official sample's, so its vectors decrypt here too
@@ -64,28 +62,15 @@ def wecom_settings(settings: Settings, api: FakeWeCom, **kw: Any) -> Settings:
 async def wecom_stack(settings: Settings, clock: FakeClock,
                       others: dict[str, Sender] | None = None,
                       mount: list[Any] | None = None, **kw: Any) -> AsyncIterator[WeComStack]:
-    """`others`: more senders for the same core; `mount`: more edges' routes on the server."""
+    """`others`: more senders for the same core; `mount`: more edges on the same server (the
+    stack closes them too)."""
     async with FakeWeCom(CORP_ID, SECRET, AGENT_ID) as api:
         s = wecom_settings(settings, api, **kw)
         wecom = WeComApp.from_settings(s)
         assert wecom is not None
         app = await build_app(s, {"wecom": wecom.sender, **(others or {})}, clock=clock)
-        web_app = make_web_app(app)
-        wecom.mount(web_app, app)
-        for edge in mount or []:
-            edge.mount(web_app, app)
-        runner = web.AppRunner(web_app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        try:
-            yield WeComStack(app, wecom, api, f"http://{host}:{port}{PATH}", http, clock)
-        finally:
-            await http.close()
-            await runner.cleanup()
-            await app.close()
-            await wecom.close()
+        async with served(app, wecom, *(mount or [])) as (base, http):
+            yield WeComStack(app, wecom, api, f"{base}{PATH}", http, clock)
 
 
 @dataclass
