@@ -20,6 +20,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from handlers.bridge.signing import SIGNATURE, TIMESTAMP, BadSignature, verify
+from handlers.http import start_site
 
 
 @dataclass
@@ -46,9 +47,7 @@ class FakeConnector:
         app = web.Application()
         app.router.add_post("/callback", self._callback)
         app.router.add_get("/files/{name}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._runner = await start_site(app, "127.0.0.1", 0)  # the service's own
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self

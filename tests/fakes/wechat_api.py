@@ -24,6 +24,8 @@ from typing import Any, Self
 import filetype
 from aiohttp import web
 
+from handlers.http import start_site
+
 CUSTOM = "/cgi-bin/message/custom/send"
 TEMPLATE = "/cgi-bin/message/template/send"
 UPLOAD = "/cgi-bin/media/upload"
@@ -67,10 +69,7 @@ class FakeWeChatAPI:
         app.router.add_post(UPLOAD, self._upload)
         app.router.add_get(MEDIA_GET, self._media_get)
         app.router.add_post(MENU_CREATE, self._create_menu)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        self._runner = await start_site(app, "127.0.0.1", 0)  # the service's own
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self

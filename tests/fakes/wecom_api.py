@@ -26,6 +26,8 @@ from typing import Any, Self
 import filetype
 from aiohttp import web
 
+from handlers.http import start_site
+
 TOKEN = "/cgi-bin/gettoken"
 SEND = "/cgi-bin/message/send"
 UPDATE_CARD = "/cgi-bin/message/update_template_card"
@@ -71,10 +73,7 @@ class FakeWeCom:
         app.router.add_get(MEDIA_GET, self._media_get)
         app.router.add_post(GET_USERID, self._get_userid)
         self.add_routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        self._runner = await start_site(app, "127.0.0.1", 0)  # the service's own
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self

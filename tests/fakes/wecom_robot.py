@@ -18,6 +18,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from handlers.http import start_site
+
 RESPONSE = "/cgi-bin/aibot/response"
 WEBHOOK = "/cgi-bin/webhook/send"
 KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
@@ -40,9 +42,7 @@ class FakeWeComRobots:
         app = web.Application()
         app.router.add_post(RESPONSE, self._response)
         app.router.add_post(WEBHOOK, self._webhook)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._runner = await start_site(app, "127.0.0.1", 0)  # the service's own
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self
