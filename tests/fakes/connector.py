@@ -47,7 +47,7 @@ class FakeConnector:
         app = web.Application()
         app.router.add_post("/callback", self._callback)
         app.router.add_get("/files/{name}", self._file)
-        self._runner = await start_site(app, "127.0.0.1", 0)  # the service's own
+        self._runner = await start_site(app, "127.0.0.1", 0)
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self

@@ -73,7 +73,7 @@ class FakeWeCom:
         app.router.add_get(MEDIA_GET, self._media_get)
         app.router.add_post(GET_USERID, self._get_userid)
         self.add_routes(app)
-        self._runner = await start_site(app, "127.0.0.1", 0)  # the service's own
+        self._runner = await start_site(app, "127.0.0.1", 0)
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self

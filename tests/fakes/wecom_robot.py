@@ -42,7 +42,7 @@ class FakeWeComRobots:
         app = web.Application()
         app.router.add_post(RESPONSE, self._response)
         app.router.add_post(WEBHOOK, self._webhook)
-        self._runner = await start_site(app, "127.0.0.1", 0)  # the service's own
+        self._runner = await start_site(app, "127.0.0.1", 0)
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self
