@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.tickets.lifecycle import Actor
@@ -198,3 +198,44 @@ async def standing_roles(
             )
         ).all()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Oversight:
+    """Which tickets a person's standing roles let them oversee: a coordinator their
+    community's, a grid leader their grid's, the command centre every one. The one rule the
+    chat lists (超时, 待分派) and the web desk apply."""
+
+    centre: bool
+    community_ids: frozenset[int]  # as coordinator
+    grid_ids: frozenset[int]  # as grid leader
+
+    @classmethod
+    def of(cls, posts: Iterable[StaffAssignment]) -> Oversight:
+        posts = list(posts)
+        return cls(
+            centre=any(p.role == StaffRole.CENTRE for p in posts),
+            community_ids=frozenset(p.community_id for p in posts
+                                    if p.role == StaffRole.COORDINATOR and p.community_id),
+            grid_ids=frozenset(p.grid_id for p in posts
+                               if p.role == StaffRole.LEADER and p.grid_id))
+
+    def any(self) -> bool:
+        return self.centre or bool(self.community_ids or self.grid_ids)
+
+    def tickets(self) -> ColumnElement[bool]:
+        """The SQL condition for the tickets overseen."""
+        if self.centre:
+            return true()
+        if not self.any():
+            return false()
+        return or_(Ticket.community_id.in_(self.community_ids),
+                   Ticket.grid_id.in_(self.grid_ids))
+
+    def covers(self, ticket: Ticket) -> bool:
+        return self.centre or ticket.community_id in self.community_ids \
+            or ticket.grid_id in self.grid_ids
+
+
+async def oversight(session: AsyncSession, channel: str, user_id: str) -> Oversight:
+    return Oversight.of(await standing_roles(session, channel, user_id))

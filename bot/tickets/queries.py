@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Ctx, Deps
@@ -14,7 +14,7 @@ from bot.notify.texts import category_label, t
 from bot.people import directory
 from bot.tickets import assign
 from bot.tickets.sla import URGENT
-from models.enums import ACTIVE, ChatKind, Role, StaffRole
+from models.enums import ACTIVE, ChatKind, Role
 from models.enums import TicketState as S
 from models.tickets import Ticket
 from models.transitions import STAFF
@@ -107,19 +107,16 @@ async def follow(s: AsyncSession, deps: Deps, ctx: Ctx, number: str) -> None:
 
 
 async def unrouted_queue(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10) -> None:
-    roles = await directory.standing_roles(s, ctx.channel, ctx.user_id)
-    centre = any(r.role == StaffRole.CENTRE for r in roles)
-    communities = {r.community_id for r in roles if r.role == StaffRole.COORDINATOR}
-    led = {r.grid_id for r in roles if r.role == StaffRole.LEADER}
-    if not centre and not communities and not led:
+    sees = await directory.oversight(s, ctx.channel, ctx.user_id)
+    if not sees.any():
         ctx.reply(s, t("coord.queue_staff_only", ctx.lang))
         return
     q = select(Ticket).where(or_(Ticket.state == S.RETURNED,
                                  (Ticket.state == S.REPORTED) & Ticket.unrouted.is_(True)))
-    if not centre:
+    if not sees.centre:
         # a grid leader sees what was returned in their grid: they may assign it again
-        q = q.where(or_(Ticket.community_id.in_(communities),
-                        (Ticket.state == S.RETURNED) & Ticket.grid_id.in_(led)))
+        q = q.where(or_(Ticket.community_id.in_(sees.community_ids),
+                        (Ticket.state == S.RETURNED) & Ticket.grid_id.in_(sees.grid_ids)))
     rows = (await s.scalars(q.order_by(Ticket.id).limit(limit))).all()
     if not rows:
         ctx.reply(s, t("coord.queue_empty", ctx.lang))
@@ -140,18 +137,12 @@ def overdue_clause(now: datetime) -> ColumnElement[bool]:
 
 async def overdue_list(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 15) -> None:
     """超时: overdue tickets, scoped as the unrouted queue is; the longest overdue first."""
-    roles = await directory.standing_roles(s, ctx.channel, ctx.user_id)
-    centre = any(r.role == StaffRole.CENTRE for r in roles)
-    communities = {r.community_id for r in roles if r.role == StaffRole.COORDINATOR}
-    led = {r.grid_id for r in roles if r.role == StaffRole.LEADER}
-    if not centre and not communities and not led:
+    sees = await directory.oversight(s, ctx.channel, ctx.user_id)
+    if not sees.any():
         ctx.reply(s, t("coord.overdue_staff_only", ctx.lang), reply_to=ctx.message_id)
         return
     now = deps.clock()
-    where = overdue_clause(now)
-    if not centre:
-        where = and_(where, or_(Ticket.community_id.in_(communities) if communities else false(),
-                                Ticket.grid_id.in_(led) if led else false()))
+    where = and_(overdue_clause(now), sees.tickets())
     total = await s.scalar(select(func.count()).select_from(Ticket).where(where)) or 0
     if not total:
         ctx.reply(s, t("coord.overdue_none", ctx.lang), reply_to=ctx.message_id)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Ctx
+from bot.people.directory import Oversight
 from models.enums import ChatKind, StaffRole
 from models.people import Identity, Person, StaffAssignment
 from models.tickets import Ticket
@@ -19,24 +20,27 @@ DESK_ROLES = (StaffRole.LEADER, StaffRole.COORDINATOR, StaffRole.CENTRE)
 class Staff:
     person_id: int
     name: str
-    centre: bool
-    community_ids: frozenset[int]  # as coordinator
-    grid_ids: frozenset[int]  # as grid leader
+    oversight: Oversight  # the core's rule of who oversees which tickets
     identity: tuple[str, str, str] | None  # channel, user id, private chat: the desk acts as it
     lang: str = ""
 
+    @property
+    def centre(self) -> bool:
+        return self.oversight.centre
+
+    @property
+    def community_ids(self) -> frozenset[int]:
+        return self.oversight.community_ids
+
+    @property
+    def grid_ids(self) -> frozenset[int]:
+        return self.oversight.grid_ids
+
     def sees(self) -> ColumnElement[bool]:
-        """The tickets this person's roles cover (coordinator: community; leader: grid)."""
-        if self.centre:
-            return true()
-        if not self.community_ids and not self.grid_ids:
-            return false()
-        return or_(Ticket.community_id.in_(self.community_ids),
-                   Ticket.grid_id.in_(self.grid_ids))
+        return self.oversight.tickets()
 
     def may_see(self, ticket: Ticket) -> bool:
-        return self.centre or ticket.community_id in self.community_ids \
-            or ticket.grid_id in self.grid_ids
+        return self.oversight.covers(ticket)
 
     def ctx(self) -> Ctx | None:
         """The core's view of a desk action: the person's own chat account, in private."""
@@ -60,11 +64,7 @@ async def load(s: AsyncSession, person_id: int, identity_id: int | None) -> Staf
     if ident is not None and ident.person_id != person_id:
         ident = None  # the account was rebound to someone else since the link
     return Staff(
-        person_id=person.id, name=person.name,
-        centre=any(p.role == StaffRole.CENTRE for p in posts),
-        community_ids=frozenset(p.community_id for p in posts
-                                if p.role == StaffRole.COORDINATOR and p.community_id),
-        grid_ids=frozenset(p.grid_id for p in posts if p.role == StaffRole.LEADER and p.grid_id),
+        person_id=person.id, name=person.name, oversight=Oversight.of(posts),
         identity=(ident.channel, ident.user_id, ident.private_chat_id or ident.user_id)
         if ident else None,
         lang=(ident.language if ident else None) or "")
