@@ -13,6 +13,7 @@ class TicketState(StrEnum):
     REJECTED = "rejected"
     RETURNED = "returned"
     REOPENED = "reopened"
+    MERGED = "merged"  # a co-report (附议): its reporter follows the ticket it was merged into
 
 
 OPEN_STATES = frozenset(
@@ -61,6 +62,7 @@ class Channel(StrEnum):
     WECOM_ROBOT = "wecom_robot"  # the WeCom smart robot (智能机器人): staff groups
     WECOM_RESIDENT = "wecom_resident"  # 居民上报 reports pulled from WeCom: no chat back
     BRIDGE = "bridge"
+    OFFLINE = "offline"  # 代报: filed by staff for a resident face to face; no chat back
 
 
 # channels that can only answer a message just received (the smart robot's response_url):

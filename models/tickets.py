@@ -37,6 +37,8 @@ class Ticket(Base):
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), index=True)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     unrouted: Mapped[bool] = mapped_column(default=False)
+    # a co-report (附议) points at the ticket it follows; state merged while it does
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
 
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(64))
@@ -92,6 +94,7 @@ class NewTicket:
     community_id: int | None = None
     assignee_id: int | None = None
     unrouted: bool = False
+    merged_into_id: int | None = None
     state: str = ""
     escalation_level: int = 0
     priority: str = "normal"
