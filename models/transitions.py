@@ -38,6 +38,11 @@ TRANSITIONS: dict[tuple[S, S], frozenset[Role]] = {
     (S.REOPENED, S.RETURNED): STAFF,
     # managers may close or reject what no longer needs work
     (S.ASSIGNED, S.REJECTED): frozenset({R.COORDINATOR, R.CENTRE}),
+    # co-reports (附议): intake links a report to an open one at the same place (system);
+    # managers merge by hand (合并) and split one off again (拆分), back to routing
+    **{(frm, S.MERGED): frozenset({R.SYSTEM, R.COORDINATOR, R.CENTRE}) for frm in (
+        S.REPORTED, S.ASSIGNED, S.ACKNOWLEDGED, S.IN_PROGRESS, S.RETURNED, S.REOPENED)},
+    (S.MERGED, S.REPORTED): frozenset({R.COORDINATOR, R.CENTRE}),
 }
 
 

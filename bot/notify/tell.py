@@ -15,9 +15,14 @@ from bot.notify import compose
 from bot.notify.texts import t
 from bot.people import directory
 from bot.tickets.lifecycle import MIRRORED
-from models.enums import ACTIVE, StaffRole
+from models.enums import ACTIVE, Channel, StaffRole
 from models.people import Identity
 from models.tickets import Attachment, Ticket
+
+
+# tickets whose resident we cannot write to: 居民上报 (they hear from WeCom) and 代报 (filed
+# for them face to face; the call-back reaches them by phone)
+NO_CHAT_BACK = MIRRORED | {Channel.OFFLINE.value}
 
 
 async def resident_chat(s: AsyncSession, ticket: Ticket) -> tuple[str | None, str]:
@@ -31,9 +36,9 @@ async def tell_resident(s: AsyncSession, ticket: Ticket, key: str, *,
                         buttons: Callable[[str], list[list[Button]]] | None = None,
                         photos: list[str] | None = None, remember: bool = False,
                         **kw: object) -> None:
-    """Text `key` in the resident's language (buttons are built for it too). A ticket mirrored
-    from another system (居民上报) has no chat back to its resident: they hear from there."""
-    if ticket.channel in MIRRORED:
+    """Text `key` in the resident's language (buttons are built for it too); nothing where
+    there is no chat back to them (NO_CHAT_BACK)."""
+    if ticket.channel in NO_CHAT_BACK:
         return
     chat, lang = await resident_chat(s, ticket)
     text = t(key, lang, number=ticket.number, **kw)
