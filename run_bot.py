@@ -154,12 +154,15 @@ def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from bot.county.files import CountyFileError
+    from bot.county.texts import t
+    from bot.notify.texts import use_language
     from bot.routing.cli import import_dir
 
+    use_language(settings.language)  # the problems and the report, in LANGUAGE
     try:
         report = asyncio.run(import_dir(settings.database_url, Path(args.directory)))
     except CountyFileError as e:
-        print(f"导入失败，未做任何修改 / import failed, nothing changed:\n{e}", file=sys.stderr)
+        print(f"{t('county.import_failed')}\n{e}", file=sys.stderr)
         return 1
     print(report)
     return 0
@@ -174,8 +177,10 @@ def cmd_route(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
-    from handlers.invite import print_invite
+    from handlers.invite import print_invite, print_partner_invite
 
+    if args.partner is not None:
+        return asyncio.run(print_partner_invite(settings, args.partner, args.name))
     return asyncio.run(print_invite(settings, args.role, args.grid, args.community))
 
 
@@ -260,9 +265,12 @@ def parser() -> argparse.ArgumentParser:
     route = sub.add_parser("route", help="route JSON lines from stdin")
     route.add_argument("--jsonl", action="store_true", required=True)
     inv = sub.add_parser("invite", help="print a one-time code that grants a staff role")
-    inv.add_argument("--role", required=True, choices=list(INVITE_NEEDS))
+    inv.add_argument("--role", choices=list(INVITE_NEEDS))
     inv.add_argument("--grid", type=_code, help="grid code, e.g. FN-02 (worker, leader)")
     inv.add_argument("--community", type=_code, help="community code, e.g. FN (coordinator)")
+    inv.add_argument("--partner", type=_code,
+                     help="partner unit code in partners.csv, e.g. WY-HD (转办); not with --role")
+    inv.add_argument("--name", help="with --partner: the contact's name (default: the listed one)")
     inv.set_defaults(usage_error=inv.error)
     wx = sub.add_parser("wechat", help="WeChat Official Account tasks")
     wx_sub = wx.add_subparsers(dest="wechat_cmd", metavar="{menu}", required=True)
@@ -281,7 +289,8 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="三率统计表：响应率、按期办结率、满意率（XLSX 或 CSV）")
     rep.add_argument("--from", dest="date_from", type=_day, required=True, metavar="YYYY-MM-DD")
     rep.add_argument("--to", dest="date_to", type=_day, required=True, metavar="YYYY-MM-DD")
-    rep.add_argument("--by", choices=["grid", "worker", "community"], default="community")
+    rep.add_argument("--by", choices=["grid", "worker", "community", "partner"],
+                     default="community")
     rep.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
     rep.add_argument("-o", "--output", required=True, metavar="FILE")
     rep.set_defaults(usage_error=rep.error)
@@ -326,7 +335,9 @@ def settings_problems(e: ValidationError) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.cmd == "invite":
+    if args.cmd == "invite" and (args.partner is None) == (args.role is None):
+        args.usage_error("需要 --role（工作人员）或 --partner（协同单位联系人），二选一")
+    if args.cmd == "invite" and args.role is not None:
         needs = INVITE_NEEDS[args.role]
         if needs is not None and not getattr(args, needs):
             args.usage_error(f"--role {args.role} 需要 --{needs}（{SCOPE_EXAMPLE[needs]}）")

@@ -138,7 +138,8 @@ async def build_app(
         media_window=timedelta(seconds=settings.media_window_seconds), clock=clock,
         follow_link=follow_link, on_commit=outbox.wake, batch_max=settings.intake_batch_max,
         repeat_window=timedelta(seconds=settings.repeat_window_seconds),
-        per_minute=settings.reports_per_minute)
+        per_minute=settings.reports_per_minute,
+        duplicate_radius_m=settings.duplicate_radius_m)
     app = App(settings, engine, deps, Core(deps, intake), intake, outbox, reader=reader)
     # everything built so far (routing index, models, libraries) lives as long as the process:
     # keep it out of full collections, which otherwise pause intake for ~200 ms each

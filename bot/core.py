@@ -20,7 +20,7 @@ from bot.notify import tell
 from bot.notify.texts import t
 from bot.people import directory, onboarding
 from bot.sqlutil import insert_for
-from bot.tickets import actions, assign, by_words, queries, words
+from bot.tickets import actions, assign, by_words, offline, offline_words, queries, words
 from bot.tickets.lifecycle import Refused
 from models.enums import ChatKind, RouteStatus
 from models.people import Identity
@@ -42,7 +42,7 @@ class Handled:
     """What the core did with a message (handlers need nothing more; tests read it)."""
 
     # report | duplicate | folded | held | empty | chatter | media | place | resolve | return |
-    # progress | query | ignored
+    # progress | query | offline | ignored
     kind: str
     outcome: IntakeOutcome | None = None
 
@@ -85,6 +85,18 @@ class Core:
         if call is not None:
             done = await self._act_on(
                 ctx, ib, lambda s: callback_chat.carry_out(s, self.deps, ctx, call), "callback")
+            if done is not None:
+                return done
+        # 代报: staff filing for a resident met face to face, and photos sent just after it
+        filing = offline_words.parse(text)
+        if filing is not None:
+            done = await self._act_on(
+                ctx, ib, lambda s: offline.carry_out(s, self.deps, ctx, ib, filing), "offline")
+            if done is not None:
+                return done
+        if await offline.media_may_follow(self.deps, ctx, ib):
+            done = await self._act_on(
+                ctx, ib, lambda s: offline.add_media(s, self.deps, ctx, ib), "media")
             if done is not None:
                 return done
         said = words.parse(text, self.deps.prefix)

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     desk_base_url: str = ""  # as staff reach the service, for sign-in links (https: Secure)
     desk_session_hours: float = 12.0
     map_tile_url: str = ""  # e.g. 天地图 with its key; none: boundaries on a plain background
+    map_tile_datum: Literal["gcj02", "wgs84"] = "gcj02"  # the tiles' datum (天地图: wgs84)
 
     language: Literal["zh", "en"] = "zh"
     timezone: str = "Asia/Shanghai"
@@ -86,6 +87,8 @@ class Settings(BaseSettings):
     media_window_seconds: int = 120
     repeat_window_seconds: int = 600
     reports_per_minute: int = 5
+    # 附议: a new report of the same category this close to an open one (both with points)
+    duplicate_radius_m: int = 150
     # 回访: households drawn per community each week; weeks before one is called again
     callback_per_community_min: int = 3
     callback_per_community_max: int = 5

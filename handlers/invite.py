@@ -104,3 +104,28 @@ async def bot_username(settings: Settings) -> str | None:
         return None
     finally:
         await bot.session.close()
+
+
+async def print_partner_invite(settings: Settings, partner: str, name: str | None) -> int:
+    """`invite --partner CODE [--name 姓名]`: a code for a partner unit's contact (转办)."""
+    from bot.people.partners import PartnerInviteError, create_partner_invite
+
+    await prepare_database(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as s, s.begin():
+            inv = await create_partner_invite(s, partner, name, now=utcnow(),
+                                              ttl_days=settings.invite_ttl_days)
+    except PartnerInviteError as e:
+        why = "它的联系人都已绑定，要再加一位请写 --name 姓名" if e.all_bound \
+            else "没有这个编号的协同单位（或已停用），请查看 partners.csv"
+        print(f"协同单位 {partner}：{why}。未生成邀请码", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(f"邀请码：{inv.code} 协同单位：{inv.unit} 联系人：{inv.contact} "
+          f"有效期至：{local_time(inv.expires_at, settings.timezone)}")
+    for line in await ways_in(settings, inv.code):
+        print(line)
+    print("邀请码只能用一次。")
+    return 0

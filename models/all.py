@@ -4,6 +4,7 @@ from models.base import Base
 from models.callbacks import CallbackHousehold  # noqa: F401  (imports both 回访 tables)
 from models.county import Boundary, CalendarDay, Community, CountyMeta, Grid, Place
 from models.desk import DeskLink  # noqa: F401
+from models.partners import Partner  # noqa: F401  (imports every 协同单位 table)
 from models.people import ChatBinding, Identity, Invite, Person, StaffAssignment
 from models.robot import RobotReplyUrl, WebhookCursor
 from models.tickets import (

@@ -43,6 +43,7 @@ class Role(StrEnum):
     COORDINATOR = "coordinator"  # coordinator of the ticket's community
     CENTRE = "centre"  # county command centre
     SYSTEM = "system"  # router, sweeper
+    PARTNER = "partner"  # a contact of the partner unit the ticket was handed to (转办)
 
 
 class StaffRole(StrEnum):

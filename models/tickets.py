@@ -39,6 +39,8 @@ class Ticket(Base):
     unrouted: Mapped[bool] = mapped_column(default=False)
     # a co-report (附议) points at the ticket it follows; state merged while it does
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # 转办: the partner unit (models.partners) doing the work; the assignee stays responsible
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), index=True)
 
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(64))
@@ -95,6 +97,7 @@ class NewTicket:
     assignee_id: int | None = None
     unrouted: bool = False
     merged_into_id: int | None = None
+    partner_id: int | None = None
     state: str = ""
     escalation_level: int = 0
     priority: str = "normal"

@@ -14,15 +14,16 @@ TRANSITIONS: dict[tuple[S, S], frozenset[Role]] = {
     (S.REPORTED, S.ASSIGNED): frozenset({R.SYSTEM, R.RESIDENT, R.COORDINATOR, R.CENTRE}),
     (S.REPORTED, S.REJECTED): frozenset({R.COORDINATOR, R.CENTRE}),
     # the worker's part
-    (S.ASSIGNED, S.ACKNOWLEDGED): frozenset({R.WORKER, R.LEADER}),
+    # a partner unit's contact (转办) acts on the ticket too; its worker stays responsible
+    (S.ASSIGNED, S.ACKNOWLEDGED): frozenset({R.WORKER, R.LEADER, R.PARTNER}),
     (S.ASSIGNED, S.RETURNED): STAFF,
     (S.ASSIGNED, S.ASSIGNED): STAFF,  # transfer to another grid / worker
-    (S.ASSIGNED, S.RESOLVED): frozenset({R.WORKER, R.LEADER}),
-    (S.ACKNOWLEDGED, S.IN_PROGRESS): frozenset({R.WORKER, R.LEADER}),
-    (S.ACKNOWLEDGED, S.RESOLVED): frozenset({R.WORKER, R.LEADER}),
+    (S.ASSIGNED, S.RESOLVED): frozenset({R.WORKER, R.LEADER, R.PARTNER}),
+    (S.ACKNOWLEDGED, S.IN_PROGRESS): frozenset({R.WORKER, R.LEADER, R.PARTNER}),
+    (S.ACKNOWLEDGED, S.RESOLVED): frozenset({R.WORKER, R.LEADER, R.PARTNER}),
     (S.ACKNOWLEDGED, S.RETURNED): STAFF,
     (S.ACKNOWLEDGED, S.ASSIGNED): STAFF,
-    (S.IN_PROGRESS, S.RESOLVED): frozenset({R.WORKER, R.LEADER}),
+    (S.IN_PROGRESS, S.RESOLVED): frozenset({R.WORKER, R.LEADER, R.PARTNER}),
     (S.IN_PROGRESS, S.RETURNED): STAFF,
     (S.IN_PROGRESS, S.ASSIGNED): STAFF,
     # back to routing / the coordinators

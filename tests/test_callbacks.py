@@ -193,17 +193,17 @@ def test_the_register_is_validated_like_places_without_repeating_phones(
     with pytest.raises(CountyFileError) as e:
         load_county_dir(county_dir)
     assert [str(p) for p in e.value.problems] == [
-        "households.csv row 3: unknown grid 'FN-99' (not in grids.yaml)",
-        "households.csv row 4: no address (门牌)",
-        "households.csv row 5: phone is too short: 7 digits, a mobile number has 11",
-        "households.csv row 6: no phone: a household nobody can call",
-        "households.csv row 7: duplicate of row 2",
+        "households.csv 第 3 行：网格 FN-99 不存在（grids.yaml 里没有这个编号）",
+        "households.csv 第 4 行：没有填门牌（地址）",
+        "households.csv 第 5 行：电话格式不对，只有 7 位，手机号应为 11 位",
+        "households.csv 第 6 行：没有填电话，这一户无法回访",
+        "households.csv 第 7 行：和第 2 行重复",
     ]
     (county_dir / HOUSEHOLDS_CSV).write_text("网格,姓名\nFN-02,甲\n", encoding="utf-8")
     with pytest.raises(CountyFileError) as e:
         load_county_dir(county_dir)
     assert [str(p) for p in e.value.problems] == [
-        "households.csv row 1: missing column(s): address, phone"]
+        "households.csv 第 1 行：表头缺少这些列：门牌、电话"]
 
 
 async def test_reimport_keeps_the_register_and_deactivates_who_left(

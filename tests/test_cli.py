@@ -37,7 +37,7 @@ def db(tmp_path: Path) -> Path:
 def test_import_then_route_jsonl(db: Path) -> None:
     done = run(db, "import", str(SAMPLE), SAMPLE_DATA="false")
     assert done.returncode == 0, done.stderr
-    assert "grids        25 new" in done.stdout
+    assert "  网格：新增 25，" in done.stdout
     lines = "\n".join(json.dumps(x, ensure_ascii=False) for x in [
         {"text": "南关村路灯坏了"},
         {"text": "锦绣花园的垃圾没人收"},
@@ -54,7 +54,7 @@ def test_import_then_route_jsonl(db: Path) -> None:
     assert out[2]["grid"] == "FN-02" and out[2]["status"] == "routed"
     assert out[3] == {"grid": None, "status": "unknown", "candidates": [], "matched": []}
     again = run(db, "import", str(SAMPLE), SAMPLE_DATA="false")
-    assert again.returncode == 0 and "grids        0 new, 0 updated" in again.stdout
+    assert again.returncode == 0 and "  网格：新增 0，更新 0，" in again.stdout
 
 
 def test_broken_county_imports_nothing_and_says_where(db: Path, tmp_path: Path) -> None:
@@ -65,8 +65,8 @@ def test_broken_county_imports_nothing_and_says_where(db: Path, tmp_path: Path) 
     (broken / "places.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     done = run(db, "import", str(broken), SAMPLE_DATA="false")
     assert done.returncode == 1
-    assert "places.csv" in done.stderr and "row 6" in done.stderr and "NO-SUCH" in done.stderr
-    assert "nothing changed" in done.stderr
+    assert "places.csv 第 6 行：网格 NO-SUCH 不存在" in done.stderr
+    assert "未做任何修改" in done.stderr
     if db.exists():
         with sqlite3.connect(db) as con:
             tables = {r[0] for r in con.execute("select name from sqlite_master")}

@@ -158,13 +158,14 @@ def test_places_errors_name_file_row_and_reason(county_dir: Path) -> None:
     _write_places(county_dir, rows)
     got = _problems(county_dir)
     assert got == [
-        "places.csv row 128: unknown grid 'ZZ-09' (not in grids.yaml)",
-        "places.csv row 129: bad number range '1-5 left': expected A-B or A, "
-        "optionally followed by odd/even",
-        "places.csv row 131: duplicate of row 51",
-        "places.csv row 132: place name 'A' is too short to match",
-        "places.csv row 133: no place name",
-        "places.csv row 130: 锦绣花园 5-9 (DJ-04) overlaps 1-8 (DJ-03) of row 47",
+        "places.csv 第 128 行：网格 ZZ-09 不存在（grids.yaml 里没有这个编号）",
+        "places.csv 第 129 行：门牌号段“1-5 left”写法不对：应写成 1-20、7 或 1-199单 这样，"
+        "前面的号不能大于后面的，多段用分号（;）隔开",
+        "places.csv 第 131 行：和第 51 行重复",
+        "places.csv 第 132 行：地名“A”太短，至少要 2 个字才能用来匹配",
+        "places.csv 第 133 行：没有填地名",
+        "places.csv 第 130 行：锦绣花园 5-9（网格 DJ-04）和第 47 行的 1-8（网格 DJ-03）"
+        "门牌号段重叠",
     ]
 
 
@@ -178,29 +179,29 @@ def test_grids_errors(county_dir: Path) -> None:
 
     _edit_yaml(county_dir, edit)
     got = "\n".join(_problems(county_dir))
-    assert "grid code 'XC-01' is used twice" in got
-    assert "grid FN-02: worker 郑波: phone 'call me' is not a number" in got
-    assert "grid FN-03: leader without a name" in got
-    assert "grid DJ-01 without a name" in got
-    assert "grid DJ-02: worker 傅军 has the phone of 王建军 (XC-01)" in got
-    assert "grids.yaml row " in got
+    assert "网格编号 XC-01 重复了（第 4 行已用过）" in got
+    assert "网格 FN-02 的网格员郑波：电话格式不对，只能填数字" in got
+    assert "网格 FN-03 有一位网格长没有填姓名（name）" in got
+    assert "网格 DJ-01 没有填名称（name）" in got
+    assert "网格 DJ-02 的网格员傅军和王建军（网格 XC-01）填了同一个电话" in got
+    assert "grids.yaml 第 " in got
     # the rows of XJ-01 and DJ-01, which went wrong, are not each reported as an unknown grid
-    assert "unknown grid" not in got
-    assert got.endswith("places.csv, boundaries.geojson: grid codes of 15 rows and 2 features "
-                        "not checked because grids.yaml has errors; fix grids.yaml first")
+    assert "不存在" not in got
+    assert got.endswith("places.csv、boundaries.geojson：grids.yaml 有错误，15 行和 2 个区域的"
+                        "网格编号暂未核对；请先改好 grids.yaml")
 
 
 def test_bad_yaml_and_missing_files(county_dir: Path, tmp_path: Path) -> None:
     (county_dir / "grids.yaml").write_text("name: [unclosed\n", "utf-8")
-    assert _problems(county_dir)[0].startswith("grids.yaml row")
+    assert _problems(county_dir)[0].startswith("grids.yaml 第 2 行：格式有误")
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _problems(empty) == [f"grids.yaml: not found in {empty}"]
+    assert _problems(empty) == [f"grids.yaml：在 {empty} 里没有找到这个文件"]
     shutil.copy(SAMPLE / "grids.yaml", empty / "grids.yaml")
-    assert _problems(empty) == ["places.csv: neither places.csv nor places.xlsx found"]
+    assert _problems(empty) == ["places.csv：没有找到 places.csv 或 places.xlsx"]
     (empty / "places.csv").write_text("grid,place\n", "utf-8")
     (empty / "places.xlsx").write_bytes(b"")
-    assert "keep one" in _problems(empty)[0]
+    assert "只能留一个" in _problems(empty)[0]
 
 
 def test_boundary_errors(county_dir: Path) -> None:
@@ -216,12 +217,14 @@ def test_boundary_errors(county_dir: Path) -> None:
     f[7]["geometry"] = {"type": "Point", "coordinates": [111.85, 35.97]}
     path.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
     got = _problems(county_dir)
-    assert got[0] == "boundaries.geojson row 2: unknown grid 'ZZ-01' (not in grids.yaml)"
-    assert "row 3: grid WC-01: coordinates look like [lat, lon]" in got[1]
-    assert "row 4: grid QF-01: invalid polygon (Self-intersection" in got[2]
-    assert got[3] == "boundaries.geojson row 6: grid XC-03 already has a boundary (feature 5)"
-    assert "row 7: datum 'bd09'" in got[4]
-    assert "row 8: grid WC-02: geometry must be Polygon or MultiPolygon, not Point" in got[5]
+    assert got[0] == ("boundaries.geojson 第 2 个区域：网格 ZZ-01 不存在"
+                      "（grids.yaml 里没有这个编号）")
+    assert "第 3 个区域：网格 WC-01 的坐标好像是先纬度后经度" in got[1]
+    assert "第 4 个区域：网格 QF-01 的边界不是合格的多边形：边线自相交（在 111.8" in got[2]
+    assert got[3] == "boundaries.geojson 第 6 个区域：网格 XC-03 已经有边界了（第 5 个区域）"
+    assert "第 7 个区域：坐标系“bd09”不认识" in got[4]
+    assert "第 8 个区域：网格 WC-02 的边界应是多边形（Polygon 或 MultiPolygon），现在是 Point" \
+        in got[5]
     assert len(got) == 6
 
 
@@ -263,7 +266,7 @@ async def test_reimport_is_idempotent(sm: async_sessionmaker[AsyncSession]) -> N
         after = {m.__name__: await _count(s, m) for m in (Grid, Place, Person, StaffAssignment)}
         assert after == before
         assert (await s.get(CountyMeta, 1)).version == 1  # type: ignore[union-attr]
-    assert "county version 1 (nothing changed, version kept)" in report.summary()
+    assert "数据版本 1（没有变化，版本号不变）" in report.summary()
 
 
 async def test_reimport_updates_and_deactivates(
@@ -352,7 +355,7 @@ async def test_failed_import_changes_nothing(url: str, county_dir: Path) -> None
     rows = _read_places(county_dir)
     rows.append(["FN-01", "新小区", "", "", "oops"])
     _write_places(county_dir, rows)
-    with pytest.raises(CountyFileError, match=r"places\.csv row 128"):
+    with pytest.raises(CountyFileError, match=r"places\.csv 第 128 行"):
         await import_dir(url, county_dir)
     engine = db.make_engine(url)
     async with db.make_sessionmaker(engine)() as s:
@@ -416,12 +419,12 @@ def test_holidays_errors_name_the_line(county_dir: Path) -> None:
         "extra: []\n",  # line 7
         "utf-8")
     assert _problems(county_dir) == [
-        "holidays.yaml row 2: '2035-02-30' is not a date like 2027-02-06 or "
+        "holidays.yaml 第 2 行：“2035-02-30”不是日期，应写成 2027-02-06 或 "
         "2027-02-06 ~ 2027-02-12",
-        "holidays.yaml row 3: '2035-03-05 ~ 2035-03-01' ends before it starts",
-        "holidays.yaml row 4: '2035-01-01 ~ 2035-03-01' is longer than 31 days; a typo?",
-        "holidays.yaml row 6: 2035-05-01 is listed both as off and as work",
-        "holidays.yaml row 7: unknown key 'extra': use off (days off) and work (days worked)",
+        "holidays.yaml 第 3 行：“2035-03-05 ~ 2035-03-01”的结束日期早于开始日期",
+        "holidays.yaml 第 4 行：“2035-01-01 ~ 2035-03-01”超过 31 天，是不是写错了？",
+        "holidays.yaml 第 6 行：2035-05-01 同时写在了 off（放假）和 work（调休上班）里",
+        "holidays.yaml 第 7 行：不认识“extra”：只能写 off（放假）和 work（调休上班）",
     ]
 
 

@@ -19,7 +19,7 @@ GUARDED = {
     "state", "grid_id", "community_id", "assignee_id", "unrouted", "route_status",
     "escalation_at", "escalation_level", "last_escalated_at", "route_due_at", "ack_due_at",
     "resolve_due_at", "confirm_due_at", "assigned_at", "acknowledged_at", "resolved_at",
-    "closed_at", "priority",
+    "closed_at", "priority", "merged_into_id",
 }
 
 

@@ -56,9 +56,14 @@ async def test_same_reports_through_two_instances_make_one_ticket_each(
         logged = await s.scalar(select(func.count()).select_from(InboundLog))
         replies = await s.scalar(select(func.count()).select_from(Outbox).where(
             Outbox.chat_id == "-100"))
-        states = set((await s.scalars(select(Ticket.state))).all())
+        rows = (await s.execute(select(Ticket.id, Ticket.state, Ticket.merged_into_id))).all()
     assert tickets == numbers == logged == replies == 120
-    assert states == {S.ASSIGNED.value}
+    # the same problem at the same place: the first of each batch leads and the rest follow
+    # it (附议); batches of the two instances may each open one, never a card per report
+    leads = {tid for tid, state, _into in rows if state == S.ASSIGNED.value}
+    assert 1 <= len(leads) <= 10
+    assert all(state == S.MERGED.value and into in leads
+               for tid, state, into in rows if tid not in leads)
 
 
 async def test_sweepers_on_two_instances_handle_each_due_ticket_once(

@@ -1,6 +1,6 @@
 """The three rates against a hand-computed answer, and the files made from them.
 
-The fixture is 38 tickets moved through bot/tickets/lifecycle.py on a FakeClock. Times are
+The fixture is 38 tickets (and 2 co-reports) moved through bot/tickets/lifecycle.py on a FakeClock. Times are
 Shanghai local; the SLA is the default (接单 2 working hours, 办结 by 18:00 on the 3rd
 working day after the assignment's day, working hours 08:00-18:00). November 2026 has no
 holidays; the 7/8, 14/15, 21/22, 28/29 are weekends. Every figure asserted below is worked
@@ -37,6 +37,11 @@ Kinds of ticket (report at 09:00 on day D unless said; "ack" = 接单, "res" = �
      基本满意.                                            resp 32.5h on time; res 57.5h on time
   O  ack 10:00, 处理中 D+1 09:00, escalated at D+3 18:00, never resolved.
                                                            resp 1h; res due, not done
+
+  P  (附议) two neighbours report the first FN-02 A again at 09:30; once it is closed, one
+     rates it 满意 and the other 不满意. A co-report is not a ticket of its own: it adds
+     nothing to any figure but 附议 (2 on FN-02, 郑波, 府南 and the county), and its
+     neighbours' verdicts are not the resident's (the ticket's own rating stands).
 
 Where (D = Mon 2 Nov unless said):
   XC-01 (王建军, 西城), D = Mon 9 Nov: A x5 (3 at 西关小区), B x2, C x2, D x1         = 10
@@ -102,7 +107,17 @@ from bot.reports.ratings import CHAT, RatingSource
 from bot.reports.scope import Scope, group_columns
 from bot.reports.table import Report, build_report
 from bot.reports.xlsx import write_report_xlsx
-from bot.tickets.lifecycle import SYSTEM, Actor, escalate, opening, place, record, to_queue
+from bot.tickets.lifecycle import (
+    SYSTEM,
+    Actor,
+    co_report,
+    escalate,
+    opening,
+    place,
+    rate_co_report,
+    record,
+    to_queue,
+)
 from bot.tickets.lifecycle import transition as move
 from bot.tickets.sla import SlaConfig
 from config.settings import Settings
@@ -160,6 +175,23 @@ class Story:
         self.numbers.setdefault(kind, []).append(ticket.number)
         return ticket
 
+    async def co_report(self, lead: Ticket) -> Ticket:
+        """What intake does with a neighbour's report of the same problem (附议)."""
+        self.count += 1
+        nt = NewTicket(number=f"FS-T-{self.count:04d}", category=lead.category, text="又坏了",
+                       route_status="routed", channel="console", chat_id="group-1",
+                       chat_kind="group", reporter_user_id=f"r{self.count}",
+                       reporter_name="邻居", place_text=lead.place_text, grid_id=lead.grid_id,
+                       community_id=lead.community_id)
+        events = co_report(nt, lead.id, lead.number, self.clock())
+        ticket = Ticket(**nt.values())
+        self.s.add(ticket)
+        await self.s.flush()
+        for ev in events:
+            self.s.add(TicketEvent(ticket_id=ticket.id, **ev))
+        self.numbers.setdefault("P", []).append(ticket.number)
+        return ticket
+
     def go(self, ticket: Ticket, to: S, actor: Actor, note: str = "") -> None:
         move(self.s, ticket, to, actor, now=self.clock(), cfg=CFG, note=note)
 
@@ -191,15 +223,21 @@ class Story:
 
 async def kind_a(st: Story, grid: str, worker: str, start: datetime,
                  verdict: Satisfaction = Satisfaction.SATISFIED, kind: str = "A",
-                 **where: str) -> None:
+                 followers: int = 0, **where: str) -> None:
     st.at(start)
     t = await st.report(kind, grid, worker, **where)
-    st.later(hours=1)
+    st.later(minutes=30)
+    children = [await st.co_report(t) for _ in range(followers)]
+    st.later(minutes=30)
     st.go(t, S.ACKNOWLEDGED, WORKER)
     st.later(hours=23)
     st.go(t, S.RESOLVED, WORKER, "修好了")
     st.later(hours=3)
     st.rate(t, verdict)
+    for child, said in zip(children, (Satisfaction.SATISFIED, Satisfaction.UNSATISFIED),
+                           strict=False):
+        st.later(minutes=10)
+        rate_co_report(st.s, child, t, said.value, RESIDENT, now=st.clock())
 
 
 async def kind_c(st: Story, grid: str, worker: str, start: datetime) -> None:
@@ -351,8 +389,8 @@ async def tell_the_story(st: Story) -> None:
     st.at(local(11, 30, 23, 30))
     await st.report("M", "FN-01", "罗琴")
     await kind_n(st)
-    for _ in range(3):
-        await kind_a(st, "FN-02", "郑波", d2)
+    for i in range(3):
+        await kind_a(st, "FN-02", "郑波", d2, followers=2 if i == 0 else 0)
     for _ in range(2):
         await kind_a(st, "FN-02", "郑波", d2, Satisfaction.FAIRLY, "B",
                      place_text="南关村", category="噪音扰民")
@@ -450,6 +488,8 @@ def test_grids_match_the_hand_computed_figures(engine: Engine, ids: dict[str, in
     check(grids[None], tickets=1, waiting=1, ack=(0, 0), acked=0, ack_hours=0, res=(0, 0),
           resolved=0, res_hours=0, rated=(0, 0, 0), escalated=(0, 0), reopened=(0, 0))
     assert set(grids) == {ids["XC-01"], ids["FN-01"], ids["FN-02"], None}
+    assert {g: c.co_reports for g, c in grids.items()} == {
+        ids["XC-01"]: 0, ids["FN-01"]: 0, ids["FN-02"]: 2, None: 0}
     fn02 = grids[ids["FN-02"]]
     assert fn02.response_rate == pytest.approx(9 / 11)
     assert fn02.resolve_rate == pytest.approx(8 / 11)
@@ -464,7 +504,7 @@ def test_workers_carry_what_they_hold_now(engine: Engine, ids: dict[str, int]) -
           ack_hours=42.5, res=(9, 11), resolved=9, res_hours=229.5, rated=(7, 2, 2),
           escalated=(2, 4), reopened=(2, 2))
     # the transferred (H) and the returned-then-reassigned (I) count wholly for 郑波
-    assert workers[ids["郑波"]].tickets == 11
+    assert (workers[ids["郑波"]].tickets, workers[ids["郑波"]].co_reports) == (11, 2)
     # J (returned, waiting) and L (no grid) belong to no worker
     check(workers[None], tickets=2, waiting=1, returned=1, ack=(0, 0), acked=0, ack_hours=0,
           res=(0, 1), resolved=0, res_hours=0, rated=(0, 0, 0), escalated=(0, 0),
@@ -478,6 +518,7 @@ def test_communities_and_the_county(engine: Engine, ids: dict[str, int]) -> None
     assert (fn.tickets, fn.ack_on_time, fn.ack_due, fn.resolved_on_time, fn.resolve_due) == (
         25, 19, 22, 17, 23)
     assert fn.tally("chat").rate == pytest.approx(17 / 20)
+    assert (fn.co_reports, total(rows.values()).co_reports) == (2, 2)
     check(total(rows.values()), tickets=36, rejected=1, waiting=1, returned=1, ack=(27, 32),
           acked=30, ack_hours=68.5, res=(26, 33), resolved=29, res_hours=975.5,
           rated=(20, 6, 3), escalated=(8, 12), reopened=(3, 3))
@@ -516,7 +557,8 @@ def test_the_report_is_a_few_grouped_queries(engine: Engine) -> None:
         figures(engine)
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert len(seen) == 3  # tickets; reopenings with ratings; call-back results. Never per ticket
+    # tickets; reopenings with ratings; co-reports; call-back results. Never per ticket
+    assert len(seen) == 4
     assert all("GROUP BY" in s for s in seen)
 
 

@@ -1,7 +1,8 @@
 """Read and validate a county directory into plain dataclasses (no database, no routing).
 
 The directory holds `grids.yaml`, `places.csv` or `places.xlsx`, and optionally
-`boundaries.geojson`, `holidays.yaml` and `households.csv` (the call-back register)
+`boundaries.geojson`, `holidays.yaml`, `households.csv` (the call-back register) and
+`partners.csv` (partner units for 转办: bot.county.partners)
 (format: config/sample/README.md). Every problem found
 is collected and raised together as one `CountyFileError`, each naming the file, the row
 (CSV/XLSX row, YAML line, or GeoJSON feature number) and the reason, so an import either takes
@@ -17,13 +18,17 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
+from bot.county.texts import shown, t
 from bot.routing.datum import gcj02_to_wgs84
 from bot.routing.normalize import normalize
 from bot.routing.numbers import NumberRange, NumberSpecError, format_ranges, parse_ranges
+
+if TYPE_CHECKING:
+    from bot.county.partners import PartnerRow
 
 GRIDS_FILE = "grids.yaml"
 PLACES_CSV = "places.csv"
@@ -114,6 +119,7 @@ class CountyData:
     source: str = ""
     calendar: tuple[tuple[date, bool], ...] = ()  # (day, is it a workday), from holidays.yaml
     households: tuple[HouseholdRow, ...] = ()  # households.csv: call-backs only, never routing
+    partners: tuple[PartnerRow, ...] = ()  # partners.csv: 转办 only, never routing
 
 
 @dataclass(frozen=True)
@@ -123,16 +129,23 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        where = f" row {self.row}" if self.row else ""
-        return f"{self.file}{where}: {self.reason}"
+        if not self.row:
+            return t("county.at_file", file=self.file, reason=self.reason)
+        key = "county.at_feature" if self.file == BOUNDARIES_FILE else "county.at_row"
+        return t(key, file=self.file, row=self.row, reason=self.reason)
+
+
+_LISTED = 50
 
 
 class CountyFileError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        shown = "\n".join(f"  {p}" for p in problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{len(problems)} problem(s) in county files:\n{shown}{more}")
+        lines = [t("county.problems", n=len(problems))]
+        lines += [f"  {p}" for p in problems[:_LISTED]]
+        if len(problems) > _LISTED:
+            lines.append("  " + t("county.more", n=len(problems) - _LISTED))
+        super().__init__("\n".join(lines))
 
 
 # --- grids.yaml ---------------------------------------------------------------------------
@@ -167,18 +180,20 @@ def _text(v: object) -> str:
 def _yaml_problem(fname: str, e: yaml.YAMLError, text: str) -> Problem:
     """One line naming where the typo is, instead of PyYAML's multi-line report."""
     if not isinstance(e, yaml.MarkedYAMLError) or e.problem_mark is None:
-        return Problem(fname, None, f"bad YAML: {e}")
+        return Problem(fname, None, t("county.yaml_bad", detail=shown(e)))
     mark = e.problem_mark
     # a scanner error ("while scanning a simple key") starts where the token did, which is the
     # typo; the problem mark is wherever the scanner gave up, often the next line
     if e.context_mark is not None and (e.context or "").startswith("while scanning"):
         mark = e.context_mark
     lines = text.splitlines()
-    where = ""
+    detail = f"{e.problem} ({e.context})" if e.context else str(e.problem)
     if 0 <= mark.line < len(lines) and lines[mark.line].strip():
-        where = f" in {lines[mark.line].strip()!r} (column {mark.column + 1})"
-    context = f" ({e.context})" if e.context else ""
-    return Problem(fname, mark.line + 1, f"bad YAML{where}: {e.problem}{context}")
+        reason = t("county.yaml_bad_at", text=shown(lines[mark.line].strip()),
+                   column=mark.column + 1, detail=shown(detail))
+    else:
+        reason = t("county.yaml_bad", detail=shown(detail))
+    return Problem(fname, mark.line + 1, reason)
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -187,23 +202,23 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _phone_problem(digits: str) -> str | None:
-    """What is wrong with a phone (already stripped of spaces, '-', '+', brackets), if anything.
+    """What is wrong with a phone (already stripped of spaces, '-', '+', brackets), if anything,
+    in words that never repeat the number.
 
     Mobiles start with 1 and have 11 digits; landlines have 7-8, 10-12 with the area code
     (0...), and either may carry the country code 86 or 0086, hence up to 15."""
     if not digits:
         return None
     if not digits.isdigit():
-        return "is not a number"
+        return t("county.phone_not_number")
     n = len(digits)
     if digits.startswith("1") and n != _MOBILE_LEN:
-        side = "short" if n < _MOBILE_LEN else "long"
-        return f"is too {side}: {n} digits, a mobile number has {_MOBILE_LEN}"
+        key = "county.phone_mobile_short" if n < _MOBILE_LEN else "county.phone_mobile_long"
+        return t(key, n=n, mobile=_MOBILE_LEN)
     if n < _PHONE_MIN:
-        return (f"is too short: {n} digits (a mobile number has {_MOBILE_LEN}, "
-                f"a landline at least {_PHONE_MIN})")
+        return t("county.phone_short", n=n, mobile=_MOBILE_LEN, least=_PHONE_MIN)
     if n > _PHONE_MAX:
-        return f"is too long: {n} digits (at most {_PHONE_MAX})"
+        return t("county.phone_long", n=n, most=_PHONE_MAX)
     return None
 
 
@@ -218,56 +233,59 @@ class _Grids:
     def err(self, where: object, reason: str) -> None:
         self.problems.append(Problem(GRIDS_FILE, _line(where), reason))
 
-    def code(self, obj: dict[str, Any], what: str) -> str | None:
+    def code(self, obj: dict[str, Any], kind: str) -> str | None:
+        what = t(f"county.what_{kind}")
         code = _text(obj.get("code"))
         if not code:
-            self.err(obj, f"{what} without a code")
+            self.err(obj, t("county.code_missing", what=what))
             return None
         if not _CODE.match(code):
-            self.err(obj, f"{what} code {code!r}: use letters, digits, '-', '_' (at most 32)")
+            self.err(obj, t("county.code_bad", what=what, code=shown(code)))
             return None
         if code.upper() in self._codes:
             first = self._codes[code.upper()]
-            self.err(obj, f"{what} code {code!r} is used twice (first at line {first})")
+            self.err(obj, t("county.code_twice", what=what, code=shown(code), first=first))
             return None
         self._codes[code.upper()] = _line(obj)
         return code
 
-    def staff(self, obj: object, grid: str, what: str) -> Staff | None:
+    def staff(self, obj: object, grid: str, role: str) -> Staff | None:
+        what = t(f"county.{role}")
         if not isinstance(obj, dict):
-            self.err(obj, f"grid {grid}: {what} must be a mapping with name and phone")
+            self.err(obj, t("county.staff_not_mapping", grid=grid, what=what))
             return None
         name = _text(obj.get("name"))
         if not name:
-            self.err(obj, f"grid {grid}: {what} without a name")
+            self.err(obj, t("county.staff_no_name", grid=grid, what=what))
             return None
         phone = _PHONE_STRIP.sub("", _text(obj.get("phone")))
         bad = _phone_problem(phone)
-        if bad:
-            self.err(obj, f"grid {grid}: {what} {name}: phone {obj.get('phone')!r} {bad}")
+        if bad:  # the number itself is not repeated: it would land in logs and terminals
+            self.err(obj, t("county.staff_bad_phone", grid=grid, what=what, name=shown(name),
+                            bad=bad))
             return None
         if phone:
             # one phone is one person on import, so two names on it is a typo somewhere
             first = self._phones.setdefault(phone, (name, grid))
             if first[0] != name:
-                self.err(obj, f"grid {grid}: {what} {name} has the phone of {first[0]} "
-                         f"({first[1]})")
+                self.err(obj, t("county.staff_phone_shared", grid=grid, what=what,
+                                name=shown(name), other=shown(first[0]), other_grid=first[1]))
                 return None
         return Staff(name=name, phone=phone)
 
     def grid(self, obj: object, community: str) -> None:
         if not isinstance(obj, dict):
-            self.err(obj, f"community {community}: each grid must be a mapping")
+            self.err(obj, t("county.grid_not_mapping", community=community))
             return
         code = self.code(obj, "grid")
         name = _text(obj.get("name"))
         if code and not name:
-            self.err(obj, f"grid {code} without a name")
+            self.err(obj, t("county.grid_no_name", code=code))
         if not code or not name:
             return
         workers_raw = obj.get("workers") or []
         if not isinstance(workers_raw, list):
-            self.err(obj, f"grid {code}: workers must be a list")
+            self.err(obj, t("county.grid_not_list", code=code, field=t("county.field_workers")))
             workers_raw = []
         workers: list[Staff] = []
         for w in workers_raw:
@@ -280,7 +298,7 @@ class _Grids:
         micro: list[str] = []
         micro_raw = obj.get("micro_grids") or []
         if not isinstance(micro_raw, list):
-            self.err(obj, f"grid {code}: micro_grids must be a list")
+            self.err(obj, t("county.grid_not_list", code=code, field=t("county.field_micro_grids")))
             micro_raw = []
         for m in micro_raw:
             label = _text(m.get("name")) if isinstance(m, dict) else _text(m)
@@ -293,19 +311,19 @@ class _Grids:
 
     def community(self, obj: object) -> None:
         if not isinstance(obj, dict):
-            self.err(obj, "each community must be a mapping with code, name, grids")
+            self.err(obj, t("county.community_not_mapping"))
             return
         code = self.code(obj, "community")
         name = _text(obj.get("name"))
         if code and not name:
-            self.err(obj, f"community {code} without a name")
+            self.err(obj, t("county.community_no_name", code=code))
         if not code or not name:
             return
         extra = _jsonable({k: v for k, v in obj.items() if k not in _COMMUNITY_KEYS})
         self.communities.append(CommunityData(code, name, extra))
         grids = obj.get("grids") or []
         if not isinstance(grids, list):
-            self.err(obj, f"community {code}: grids must be a list")
+            self.err(obj, t("county.community_not_list", code=code))
             return
         for g in grids:
             self.grid(g, code)
@@ -320,14 +338,14 @@ def _read_grids(path: Path, problems: list[Problem]) -> tuple[str, _Grids]:
         problems.append(_yaml_problem(GRIDS_FILE, e, text))
         return "", g
     if not isinstance(doc, dict):
-        problems.append(Problem(GRIDS_FILE, None, "expected a mapping with name and communities"))
+        problems.append(Problem(GRIDS_FILE, None, t("county.top_not_mapping")))
         return "", g
     name = _text(doc.get("name"))
     if not name:
-        g.err(doc, "the county has no name")
+        g.err(doc, t("county.county_no_name"))
     communities = doc.get("communities")
     if not isinstance(communities, list) or not communities:
-        g.err(doc, "communities must be a non-empty list")
+        g.err(doc, t("county.no_communities"))
         return name, g
     for c in communities:
         g.community(c)
@@ -351,18 +369,43 @@ class _GridRefs:
         if grid in self.codes:
             return None
         if self.trusted:
-            return f"unknown grid {grid!r} (not in {GRIDS_FILE})"
+            return t("county.unknown_grid", grid=shown(grid))
         self.skipped[fname] = self.skipped.get(fname, 0) + 1
         return None
 
     def summary(self) -> Problem | None:
         if not self.skipped:
             return None
-        counts = [f"{n} {'feature' if f == BOUNDARIES_FILE else 'row'}{'s' * (n != 1)}"
-                  for f, n in self.skipped.items()]
-        return Problem(", ".join(self.skipped), None, (
-            f"grid codes of {' and '.join(counts)} not checked because {GRIDS_FILE} has "
-            f"errors; fix {GRIDS_FILE} first"))
+        counts = [t(("county.n_feature" if f == BOUNDARIES_FILE else "county.n_row")
+                    + "s" * (n != 1), n=n) for f, n in self.skipped.items()]
+        return Problem(t("county.file_sep").join(self.skipped), None,
+                       t("county.not_checked", counts=t("county.and").join(counts)))
+
+
+def missing_columns(fname: str, missing: list[str]) -> Problem:
+    """The header (row 1) lacks these columns, named as the clerk's language heads them."""
+    cols = t("county.col_sep").join(t(f"county.col_{c}") for c in missing)
+    return Problem(fname, 1, t("county.missing_columns", cols=cols))
+
+
+def _range_text(r: NumberRange) -> str:
+    core = str(r.lo) if r.lo == r.hi else f"{r.lo}-{r.hi}"
+    return f"{core} {t(f'county.{r.parity}')}" if r.parity else core
+
+
+_WHY = (("Ring Self-intersection", "county.why_self_intersection"),
+        ("Self-intersection", "county.why_self_intersection"),
+        ("Too few points", "county.why_too_few_points"),
+        ("Hole lies outside shell", "county.why_hole_outside"))
+_AT = re.compile(r"\[([-\d.eE]+) ([-\d.eE]+)\]")
+
+
+def _invalid_polygon(grid: str, validity: str) -> str:
+    """shapely's explain_validity ("Self-intersection[111.8 35.9]") in the clerk's words."""
+    why = t(next((key for prefix, key in _WHY if validity.startswith(prefix)), "county.why_other"))
+    if at := _AT.search(validity):
+        why += t("county.near", where=f"{at.group(1)}, {at.group(2)}")
+    return t("county.invalid_polygon", grid=grid, why=why, detail=validity)
 
 
 # --- places.csv / places.xlsx -------------------------------------------------------------
@@ -404,10 +447,10 @@ def _read_places(path: Path, refs: _GridRefs, problems: list[Problem]) -> list[P
     try:
         rows = _csv_rows(path) if is_csv else _xlsx_rows(path)
     except Exception as e:  # a corrupt sheet can raise almost anything from openpyxl
-        problems.append(Problem(fname, None, f"cannot read: {e}"))
+        problems.append(Problem(fname, None, t("county.cannot_read", detail=shown(e))))
         return []
     if not rows:
-        problems.append(Problem(fname, None, "empty file"))
+        problems.append(Problem(fname, None, t("county.empty_file")))
         return []
     header = [_HEADERS.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
     while header and not header[-1]:
@@ -415,7 +458,7 @@ def _read_places(path: Path, refs: _GridRefs, problems: list[Problem]) -> list[P
     col = {h: i for i, h in enumerate(header) if h in _HEADERS.values()}
     missing = [c for c in ("grid", "place") if c not in col]
     if missing:
-        problems.append(Problem(fname, 1, f"missing column(s): {', '.join(missing)}"))
+        problems.append(missing_columns(fname, missing))
         return []
 
     def get(r: list[str], key: str) -> str:
@@ -432,37 +475,39 @@ def _read_places(path: Path, refs: _GridRefs, problems: list[Problem]) -> list[P
             used -= 1
         if is_csv and (len(r) < len(header) or used > len(header)):
             # a lost or extra comma shifts every later cell into the wrong column
-            problems.append(Problem(fname, n, (
-                f"{len(r) if len(r) < len(header) else used} columns, but the header has "
-                f"{len(header)} ({', '.join(rows[0][: len(header)])}); a missing or extra "
-                "comma? (quote cells that contain a comma)")))
+            problems.append(Problem(fname, n, t(
+                "county.column_count", got=len(r) if len(r) < len(header) else used,
+                want=len(header), header=shown(t("county.col_sep").join(rows[0][: len(header)])))))
             continue
         grid, name = get(r, "grid"), get(r, "place")
         bad = len(problems)
         if not grid:
-            problems.append(Problem(fname, n, "no grid"))
+            problems.append(Problem(fname, n, t("county.no_grid")))
         elif unknown := refs.problem(fname, grid):
             problems.append(Problem(fname, n, unknown))
         if not name:
-            problems.append(Problem(fname, n, "no place name"))
+            problems.append(Problem(fname, n, t("county.no_place")))
         elif len(normalize(name)) < MIN_KEY_LEN:
-            problems.append(Problem(fname, n, f"place name {name!r} is too short to match"))
+            problems.append(Problem(fname, n, t("county.name_short", name=shown(name),
+                                                least=MIN_KEY_LEN)))
         aliases = []
         for a in _split_aliases(get(r, "aliases")):
             if len(normalize(a)) < MIN_KEY_LEN:
-                problems.append(Problem(fname, n, f"alias {a!r} is too short to match"))
+                problems.append(Problem(fname, n, t("county.alias_short", alias=shown(a),
+                                                    least=MIN_KEY_LEN)))
             elif normalize(a) != normalize(name) and a not in aliases:
                 aliases.append(a)
         try:
             ranges = parse_ranges(get(r, "numbers"))
         except NumberSpecError as e:
-            problems.append(Problem(fname, n, str(e)))
+            problems.append(Problem(fname, n, t("county.numbers_bad", cell=shown(get(r, "numbers")),
+                                                detail=shown(e))))
             ranges = ()
         if len(problems) > bad:
             continue
         key = (grid, normalize(name), format_ranges(ranges))
         if key in seen:
-            problems.append(Problem(fname, n, f"duplicate of row {seen[key]}"))
+            problems.append(Problem(fname, n, t("county.duplicate", first=seen[key])))
             continue
         seen[key] = n
         out.append(PlaceRow(grid, name, tuple(aliases), get(r, "kind"), ranges, n))
@@ -483,7 +528,7 @@ def _read_households(path: Path, refs: _GridRefs, problems: list[Problem]) -> li
     try:
         rows = _csv_rows(path)
     except OSError as e:
-        problems.append(Problem(fname, None, f"cannot read: {e}"))
+        problems.append(Problem(fname, None, t("county.cannot_read", detail=shown(e))))
         return []
     if not rows:
         return []
@@ -491,7 +536,7 @@ def _read_households(path: Path, refs: _GridRefs, problems: list[Problem]) -> li
     col = {h: i for i, h in enumerate(header) if h in _HOUSEHOLD_HEADERS.values()}
     missing = [c for c in ("grid", "address", "phone") if c not in col]
     if missing:
-        problems.append(Problem(fname, 1, f"missing column(s): {', '.join(missing)}"))
+        problems.append(missing_columns(fname, missing))
         return []
     out: list[HouseholdRow] = []
     seen: dict[tuple[str, str, str], int] = {}
@@ -503,21 +548,21 @@ def _read_households(path: Path, refs: _GridRefs, problems: list[Problem]) -> li
         grid, address = cell["grid"], cell["address"]
         phone = _PHONE_STRIP.sub("", cell["phone"])
         if not grid:
-            problems.append(Problem(fname, n, "no grid"))
+            problems.append(Problem(fname, n, t("county.no_grid")))
         elif unknown := refs.problem(fname, grid):
             problems.append(Problem(fname, n, unknown))
         if not address:
-            problems.append(Problem(fname, n, "no address (门牌)"))
+            problems.append(Problem(fname, n, t("county.no_address")))
         if not phone:
-            problems.append(Problem(fname, n, "no phone: a household nobody can call"))
+            problems.append(Problem(fname, n, t("county.no_phone")))
         elif why := _phone_problem(phone):
             # the number itself is not repeated: it would land in logs and terminals
-            problems.append(Problem(fname, n, f"phone {why}"))
+            problems.append(Problem(fname, n, why))
         if len(problems) > bad:
             continue
         key = (grid, normalize(address), cell.get("name", ""))
         if key in seen:
-            problems.append(Problem(fname, n, f"duplicate of row {seen[key]}"))
+            problems.append(Problem(fname, n, t("county.duplicate", first=seen[key])))
             continue
         seen[key] = n
         out.append(HouseholdRow(grid, address, cell.get("name", ""), phone, n))
@@ -536,9 +581,9 @@ def _check_overlaps(fname: str, rows: list[PlaceRow], problems: list[Problem]) -
                 for ra in a.ranges:
                     clash = next((rb for rb in b.ranges if ra.overlaps(rb)), None)
                     if clash is not None:
-                        problems.append(Problem(fname, b.row, (
-                            f"{b.name} {clash} ({b.grid}) overlaps {ra} ({a.grid}) of row {a.row}"
-                        )))
+                        problems.append(Problem(fname, b.row, t(
+                            "county.overlap", name=shown(b.name), clash=_range_text(clash),
+                            grid=b.grid, other=_range_text(ra), other_grid=a.grid, row=a.row)))
                         break
 
 
@@ -557,7 +602,7 @@ def _points(coords: Any) -> list[list[float]]:
     return [p for c in coords for p in _points(c)]
 
 
-def _open_ring(kind: str, coords: Any) -> str | None:
+def _open_ring(grid: str, kind: str, coords: Any) -> str | None:
     """The first ring whose last position does not repeat its first (RFC 7946 3.1.6).
 
     Checked on the raw coordinates: shapely closes an open ring silently, which would turn a
@@ -566,14 +611,13 @@ def _open_ring(kind: str, coords: Any) -> str | None:
     for pi, rings in enumerate(polygons, start=1):
         for ri, ring in enumerate(rings, start=1):
             if len(ring) < 4 or list(ring[0]) != list(ring[-1]):
-                where = "outer ring" if ri == 1 else f"hole {ri - 1}"
+                where = t("county.ring_outer") if ri == 1 else t("county.ring_hole", n=ri - 1)
                 if kind == "MultiPolygon":
-                    where += f" of polygon {pi}"
+                    where = t("county.ring_of_polygon", where=where, polygon=pi)
                 if len(ring) < 4:
-                    return (f"{where} has {len(ring)} points; a ring needs at least 4, "
-                            "the last repeating the first")
-                return (f"{where} is not closed: the last point {list(ring[-1])} must repeat "
-                        f"the first {list(ring[0])}")
+                    return t("county.ring_short", grid=grid, where=where, n=len(ring))
+                return t("county.ring_open", grid=grid, where=where, last=list(ring[-1]),
+                         first=list(ring[0]))
     return None
 
 
@@ -592,39 +636,39 @@ def _read_boundary(
         problems.append(Problem(BOUNDARIES_FILE, i, reason))
 
     if not isinstance(feat, dict) or feat.get("type") != "Feature":
-        err("not a GeoJSON Feature")
+        err(t("county.not_feature"))
         return None
     props = feat.get("properties") or {}
     geom = feat.get("geometry") or {}
     grid = _text(props.get("grid"))
     datum = _text(props.get("datum") or "wgs84").lower().replace("-", "")
     if not grid:
-        err("properties.grid missing")
+        err(t("county.no_grid_prop"))
         return None
     if unknown := refs.problem(BOUNDARIES_FILE, grid):
         err(unknown)
         return None
     if grid in seen:
-        err(f"grid {grid} already has a boundary (feature {seen[grid]})")
+        err(t("county.boundary_twice", grid=grid, first=seen[grid]))
         return None
     if datum not in ("wgs84", "gcj02"):
-        err(f"datum {props.get('datum')!r}: expected wgs84 or gcj02")
+        err(t("county.datum_bad", datum=shown(props.get("datum"))))
         return None
     if geom.get("type") not in ("Polygon", "MultiPolygon"):
-        err(f"grid {grid}: geometry must be Polygon or MultiPolygon, not {geom.get('type')}")
+        err(t("county.geom_type", grid=grid, kind=shown(geom.get("type"))))
         return None
     try:
         pts = _points(geom["coordinates"])
         if not pts or any(len(p) < 2 for p in pts):
             raise ValueError("empty or short positions")
         if all(15 <= p[0] <= 56 and 70 <= p[1] <= 140 for p in pts):
-            err(f"grid {grid}: coordinates look like [lat, lon]; GeoJSON wants [lon, lat]")
+            err(t("county.lat_lon", grid=grid))
             return None
         if any(not (-180 <= p[0] <= 180 and -90 <= p[1] <= 90) for p in pts):
-            err(f"grid {grid}: coordinates out of range")
+            err(t("county.out_of_range", grid=grid))
             return None
-        if open_ring := _open_ring(geom["type"], geom["coordinates"]):
-            err(f"grid {grid}: {open_ring}")
+        if open_ring := _open_ring(grid, geom["type"], geom["coordinates"]):
+            err(open_ring)
             return None
         coords = geom["coordinates"]
         if datum == "gcj02":
@@ -634,10 +678,10 @@ def _read_boundary(
         wgs = {"type": geom["type"], "coordinates": coords}
         s = shape(wgs)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-        err(f"grid {grid}: malformed coordinates ({e})")
+        err(t("county.malformed", grid=grid, detail=e))
         return None
     if s.is_empty or not s.is_valid:
-        err(f"grid {grid}: invalid polygon ({explain_validity(s)})")
+        err(_invalid_polygon(grid, explain_validity(s)))
         return None
     seen[grid] = i
     return BoundaryData(grid, wgs, datum)
@@ -649,11 +693,16 @@ def _read_boundaries(path: Path, refs: _GridRefs, problems: list[Problem]) -> li
 
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        problems.append(Problem(BOUNDARIES_FILE, getattr(e, "lineno", None), f"bad JSON: {e}"))
+    except json.JSONDecodeError as e:
+        # no row: the file's rows are its features, and the reason names the line
+        problems.append(Problem(BOUNDARIES_FILE, None, t(
+            "county.bad_json", line=e.lineno, column=e.colno, detail=e)))
+        return []
+    except UnicodeDecodeError as e:
+        problems.append(Problem(BOUNDARIES_FILE, None, t("county.bad_encoding", detail=e)))
         return []
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
-        problems.append(Problem(BOUNDARIES_FILE, None, "expected a GeoJSON FeatureCollection"))
+        problems.append(Problem(BOUNDARIES_FILE, None, t("county.not_collection")))
         return []
     seen: dict[str, int] = {}
     shapes: dict[bytes, tuple[str, int]] = {}  # normalized polygon -> (grid, feature)
@@ -666,9 +715,8 @@ def _read_boundaries(path: Path, refs: _GridRefs, problems: list[Problem]) -> li
         key = shapely.normalize(shape(b.geometry)).wkb
         if key in shapes:
             other, j = shapes[key]
-            problems.append(Problem(BOUNDARIES_FILE, i, (
-                f"grid {b.grid} has the same polygon as grid {other} (feature {j}); "
-                "copied by mistake?")))
+            problems.append(Problem(BOUNDARIES_FILE, i, t(
+                "county.same_polygon", grid=b.grid, other=other, first=j)))
             continue
         shapes[key] = (b.grid, i)
         out.append(b)
@@ -684,16 +732,15 @@ _LONGEST_SPAN = 31
 def _date_span(text: str) -> list[date]:
     parts = _SPAN.split(text.strip())
     if len(parts) > 2:
-        raise ValueError(f"{text!r}: one date, or two joined by ~")
+        raise ValueError(t("county.date_parts", text=shown(text)))
     try:
         first, last = date.fromisoformat(parts[0]), date.fromisoformat(parts[-1])
     except ValueError:
-        raise ValueError(
-            f"{text!r} is not a date like 2027-02-06 or 2027-02-06 ~ 2027-02-12") from None
+        raise ValueError(t("county.date_bad", text=shown(text))) from None
     if last < first:
-        raise ValueError(f"{text!r} ends before it starts")
+        raise ValueError(t("county.date_backwards", text=shown(text)))
     if (last - first).days >= _LONGEST_SPAN:
-        raise ValueError(f"{text!r} is longer than {_LONGEST_SPAN} days; a typo?")
+        raise ValueError(t("county.date_too_long", text=shown(text), days=_LONGEST_SPAN))
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
@@ -711,22 +758,22 @@ def _read_holidays(path: Path, problems: list[Problem]) -> tuple[tuple[date, boo
     if root is None:  # only comments: no days of its own
         return ()
     if not isinstance(root, yaml.MappingNode):
-        err(root, "expected a mapping with off and work lists")
+        err(root, t("county.holidays_not_mapping"))
         return ()
     days: dict[date, bool] = {}
     for key, value in root.value:
         if key.value not in ("off", "work"):
-            err(key, f"unknown key {key.value!r}: use off (days off) and work (days worked)")
+            err(key, t("county.holidays_key", field=shown(key.value)))
             continue
         workday = key.value == "work"
         if isinstance(value, yaml.ScalarNode) and value.value in ("", "~", "null"):
             continue
         if not isinstance(value, yaml.SequenceNode):
-            err(value, f"{key.value} must be a list of dates")
+            err(value, t("county.holidays_not_list", field=t(f"county.field_{key.value}")))
             continue
         for item in value.value:
             if not isinstance(item, yaml.ScalarNode):
-                err(item, "expected a date like 2027-02-06 or 2027-02-06 ~ 2027-02-12")
+                err(item, t("county.holidays_not_date"))
                 continue
             try:
                 span = _date_span(item.value)
@@ -735,7 +782,7 @@ def _read_holidays(path: Path, problems: list[Problem]) -> tuple[tuple[date, boo
                 continue
             for day in span:
                 if days.get(day, workday) != workday:
-                    err(item, f"{day} is listed both as off and as work")
+                    err(item, t("county.date_both", day=day))
                 days[day] = workday
     return tuple(sorted(days.items()))
 
@@ -748,17 +795,18 @@ def load_county_dir(directory: Path | str) -> CountyData:
     d = Path(directory)
     problems: list[Problem] = []
     if not (d / GRIDS_FILE).is_file():
-        raise CountyFileError([Problem(GRIDS_FILE, None, f"not found in {d}")])
+        raise CountyFileError([Problem(GRIDS_FILE, None, t("county.not_found", dir=d))])
     name, g = _read_grids(d / GRIDS_FILE, problems)
     refs = _GridRefs({x.code for x in g.grids}, trusted=not problems)
     csv_p, xlsx_p = d / PLACES_CSV, d / PLACES_XLSX
     places: list[PlaceRow] = []
     if csv_p.is_file() and xlsx_p.is_file():
-        problems.append(Problem(PLACES_CSV, None, f"both {PLACES_CSV} and {PLACES_XLSX}: keep one"))
+        problems.append(Problem(PLACES_CSV, None, t("county.both_places")))
     elif csv_p.is_file() or xlsx_p.is_file():
         places = _read_places(csv_p if csv_p.is_file() else xlsx_p, refs, problems)
     else:
-        problems.append(Problem(PLACES_CSV, None, f"neither {PLACES_CSV} nor {PLACES_XLSX} found"))
+        problems.append(Problem(PLACES_CSV, None, t("county.no_places")))
+    areas_clean = not problems  # partners.csv names grids and places
     boundaries: list[BoundaryData] = []
     if (d / BOUNDARIES_FILE).is_file():
         boundaries = _read_boundaries(d / BOUNDARIES_FILE, refs, problems)
@@ -768,6 +816,13 @@ def load_county_dir(directory: Path | str) -> CountyData:
         # for routing; the register is checked in full once grids.yaml is
         households = _read_households(d / HOUSEHOLDS_CSV, _GridRefs(refs.codes, refs.trusted),
                                       problems)
+    partners: list[PartnerRow] = []
+    from bot.county.partners import PARTNERS_CSV, read_partners
+
+    if (d / PARTNERS_CSV).is_file():
+        # places are checked only when they and grids.yaml are clean, like the register
+        partners = read_partners(d / PARTNERS_CSV, tuple(g.grids), tuple(places),
+                                 areas_clean, problems)
     if summary := refs.summary():
         problems.append(summary)
     calendar: tuple[tuple[date, bool], ...] = ()
@@ -784,4 +839,5 @@ def load_county_dir(directory: Path | str) -> CountyData:
         source=str(d.resolve()),
         calendar=calendar,
         households=tuple(households),
+        partners=tuple(partners),
     )

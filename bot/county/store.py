@@ -32,6 +32,7 @@ from bot.county.files import (
     PlaceRow,
     Staff,
 )
+from bot.county.texts import ZH, t
 from bot.routing.numbers import format_ranges, parse_ranges
 from models.callbacks import CallbackHousehold
 from models.county import Boundary, CalendarDay, Community, CountyMeta, Grid, Place
@@ -54,11 +55,9 @@ class Counts:
         return bool(self.created or self.updated or self.deactivated or self.removed)
 
     def __str__(self) -> str:
-        return (
-            f"{self.created} new, {self.updated} updated, "
-            f"{self.deactivated} deactivated, {self.unchanged} unchanged"
-            + (f", {self.removed} removed" if self.removed else "")
-        )
+        text = t("county.counts", created=self.created, updated=self.updated,
+                 deactivated=self.deactivated, unchanged=self.unchanged)
+        return text + (t("county.counts_removed", removed=self.removed) if self.removed else "")
 
 
 @dataclass
@@ -73,13 +72,19 @@ class ImportReport:
         return self.tables.setdefault(table, Counts())
 
     def summary(self) -> str:
-        kept = "" if self.changed else " (nothing changed, version kept)"
-        lines = [f"{self.county}: county version {self.version}{kept}"]
-        lines += [f"  {name:<12} {c}" for name, c in self.tables.items()]
+        kept = "" if self.changed else t("county.report_kept")
+        lines = [t("county.report_head", county=self.county, version=self.version) + kept]
+        lines += [t("county.report_line", table=_table_label(name), counts=c)
+                  for name, c in self.tables.items()]
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def _table_label(name: str) -> str:
+    key = f"county.tbl_{name}"
+    return t(key) if key in ZH else name  # a table added later shows its own name
 
 
 def _assign(obj: Any, values: dict[str, Any]) -> bool:
@@ -361,6 +366,9 @@ async def import_county(session: AsyncSession, data: CountyData) -> ImportReport
     await _staff(session, data.grids, grids, report.counts("people"), report.counts("assignments"))
     await _calendar(session, data.calendar, report.counts("calendar"))
     await _households(session, data.households, grids, report.counts("households"))
+    from bot.county.partners import import_partners  # it builds on this module's helpers
+
+    await import_partners(session, data.partners, grids, report.counts)
     report.changed = (first or meta.name != data.name
                       or any(c.changed for c in report.tables.values()))
     meta.name = data.name

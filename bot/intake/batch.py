@@ -6,7 +6,7 @@ and on SQLite each one awaited through aiosqlite would cost more than the work i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -14,16 +14,17 @@ from sqlalchemy import Connection, Table
 
 from bot.county.index import CountyIndex
 from bot.delivery.outbox import outbox_values
-from bot.intake import lookups
+from bot.intake import coreports, lookups
 from bot.intake.category import categorize
 from bot.intake.classify import MAX_TEXT, clean_text, place_label
+from bot.intake.phones import hide
 from bot.intake.screen import Recent, Screen, screen
 from bot.messages import Inbound, Outbound
 from bot.notify import compose
 from bot.notify.texts import t
 from bot.people import directory
 from bot.sqlutil import insert_for
-from bot.tickets.lifecycle import opening, repeat
+from bot.tickets.lifecycle import co_report, opening, repeat
 from bot.tickets.sla import SlaConfig
 from models.enums import ChatKind, RouteStatus, StaffRole
 from models.tickets import (
@@ -35,6 +36,7 @@ from models.tickets import (
     Ticket,
     TicketEvent,
 )
+from models.wecom import ResidentContact
 
 # RETURNING the unique number with the id: asking SQLAlchemy to keep row order instead
 # makes SQLite insert row by row
@@ -44,6 +46,7 @@ _INSERT_EVENTS = cast(Table, TicketEvent.__table__).insert()
 _INSERT_OUTBOX = cast(Table, Outbox.__table__).insert()
 _INSERT_LOG = cast(Table, InboundLog.__table__).insert()
 _INSERT_ATTACHMENTS = cast(Table, Attachment.__table__).insert()
+_INSERT_CONTACTS = cast(Table, ResidentContact.__table__).insert()
 
 
 @dataclass(slots=True)
@@ -56,6 +59,7 @@ class IntakeOutcome:
     folded: bool = False  # a repeat, added to the sender's earlier ticket `number`
     held: bool = False  # over the per-minute limit: in the community's queue
     empty: bool = False  # nothing to act on; the sender was asked for details
+    follows: str | None = None  # a co-report (附议): the open ticket it follows
 
 
 @dataclass(slots=True)
@@ -63,6 +67,7 @@ class _Opened:
     tickets: dict[int, NewTicket]
     folded: dict[int, tuple[int, str]]  # batch index -> (ticket id, number) it was added to
     empty: set[int]
+    follows: dict[int, str] = field(default_factory=dict)  # co-reports: the number followed
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class Batch:
     items: list[tuple[Inbound, bool]]  # (message, is it a report)
     repeat_window: timedelta = timedelta(minutes=10)
     per_minute: int = 5
+    radius_m: int = 150
 
     def write(self, conn: Connection) -> list[IntakeOutcome]:
         idx, now = self.index, self.now
@@ -129,6 +135,7 @@ class Batch:
                 grid_code=idx.grids_by_id[ticket.grid_id].code
                 if ticket and ticket.grid_id in idx.grids_by_id else None,
                 held=bool(ticket and ticket.unrouted), empty=i in opened.empty,
+                follows=opened.follows.get(i),
             )
         if log_rows:
             conn.execute(_INSERT_LOG, log_rows)
@@ -176,11 +183,13 @@ class Batch:
         numbers = lookups.allocate_numbers(conn, self.prefix, now, len(reports), self.sla)
         tickets: dict[int, NewTicket] = {}
         candidates: dict[int, list[str]] = {}
+        phones: dict[int, list[str]] = {}
         for (i, ib), number in zip(reports.items(), numbers, strict=True):
             bound_grid, bound_comm = bindings.get(ib.chat_id, (None, None))
             # a location shared just before the words counts as shared with them
             loc = ib.location or (earlier[i].location if i in earlier else None)
-            text = clean_text(ib.text) or ("[位置]" if loc else "[图片]")
+            text, phones[i] = hide(clean_text(ib.text))
+            text = text or ("[位置]" if loc else "[图片]")
             res = idx.router.route(text, chat_grid=bound_grid, location=loc)
             candidates[i] = [] if i in scr.held else list(res.candidates)
             grid = idx.grids.get(res.grid or "") \
@@ -201,6 +210,7 @@ class Batch:
                 chat_kind=ib.chat_kind.value, reporter_user_id=ib.sender_id,
                 reporter_name=ib.sender_name[:128], source_message_id=ib.message_id,
             )
+        links = self._links(conn, tickets, scr.held)
         grid_ids = {tk.grid_id for tk in tickets.values() if tk.grid_id}
         first_worker: dict[int, directory.Contact] = {}
         for post, c in directory.staff_on(conn, StaffRole.WORKER, "grid", grid_ids) \
@@ -209,27 +219,39 @@ class Batch:
                 first_worker.setdefault(post.grid_id, c)
         events: dict[int, list[dict[str, Any]]] = {}
         for i, ticket in tickets.items():
+            if i in links:
+                continue
             worker = first_worker.get(ticket.grid_id or 0)
             events[i] = opening(ticket, routed=ticket.grid_id is not None, now=now, cfg=self.sla,
                                 held=f"一分钟内超过 {self.per_minute} 条" if i in scr.held else "",
                                 assignee_id=worker.person_id if worker else None)
-        ids: dict[str, int] = {number: tid for number, tid in conn.execute(
-            _INSERT_TICKETS, [tk.values() for tk in tickets.values()])}
-        for ticket in tickets.values():
-            ticket.id = ids[ticket.number]
+        # leaders first: a co-report may follow one of this batch, known by its id after
+        self._insert(conn, [tk for i, tk in tickets.items() if i not in links])
+        for i, ld in links.items():
+            lead = tickets[-1 - ld.id] if ld.id < 0 else None
+            events[i] = co_report(tickets[i], lead.id if lead else ld.id,
+                                  lead.number if lead else ld.number, now)
+        self._insert(conn, [tk for i, tk in tickets.items() if i in links])
         conn.execute(_INSERT_EVENTS, [
             {**ev, "ticket_id": tickets[i].id} for i, evs in events.items() for ev in evs
         ])
+        contacts = [dict(ticket_id=tickets[i].id, name=tickets[i].reporter_name,
+                         mobile=found[0][:32], source="chat", created_at=now)
+                    for i, found in phones.items() if found]
+        if contacts:
+            conn.execute(_INSERT_CONTACTS, contacts)
+        out += self._co_reported(conn, tickets, links)
         lookups.claim(conn, earlier, tickets, next(iter(reports.values())).channel, now)
         folded = self._fold(conn, reports_all, scr, tickets, out)
         pending: list[dict[str, Any]] = []
         out += self._held_notices(conn, reports, scr, tickets, recent)
         told, alerts = self._no_worker_ladder(
-            conn, {i: tk for i, tk in tickets.items() if i not in scr.held}, first_worker)
+            conn, {i: tk for i, tk in tickets.items() if i not in scr.held | set(links)},
+            first_worker)
         out += alerts
         for i, ticket in tickets.items():
             ib = reports[i]
-            if i in scr.held:
+            if i in scr.held or i in links:
                 continue
             before = earlier[i].media if i in earlier else []
             photos = [m.ref(ib.channel) for m in [*before, *ib.media] if m.kind == "photo"]
@@ -249,7 +271,66 @@ class Batch:
             ), pending)
         if out:
             conn.execute(_INSERT_OUTBOX, [outbox_values(m, now) for m in out])
-        return _Opened(tickets, folded, scr.empty)
+        return _Opened(tickets, folded, scr.empty,
+                       {i: tickets[-1 - ld.id].number if ld.id < 0 else ld.number
+                        for i, ld in links.items()})
+
+    @staticmethod
+    def _insert(conn: Connection, tickets: list[NewTicket]) -> None:
+        if tickets:
+            ids = {number: tid for number, tid in conn.execute(
+                _INSERT_TICKETS, [tk.values() for tk in tickets])}
+            for tk in tickets:
+                tk.id = ids[tk.number]
+
+    def _links(self, conn: Connection, tickets: dict[int, NewTicket], held: set[int]
+               ) -> dict[int, coreports.Lead]:
+        """Which new reports follow an open ticket at the same place (附议)."""
+        opened = {i: tk for i, tk in tickets.items() if i not in held}
+        leads = coreports.open_leads(conn, list(opened.values()), self.radius_m)
+        links: dict[int, coreports.Lead] = {}
+        for i, tk in opened.items():
+            lead = coreports.lead_for(tk, leads, self.radius_m)
+            if lead is not None:
+                links[i] = lead
+            elif coreports.linkable(tk):
+                leads.append(coreports.as_lead(i, tk))
+        return links
+
+    def _co_reported(self, conn: Connection, tickets: dict[int, NewTicket],
+                     links: dict[int, coreports.Lead]) -> list[Outbound]:
+        """The co-reporter hears which ticket they follow; the leading ticket's timeline gets
+        the co-report, and its worker hears of the first few and then of every tenth."""
+        if not links:
+            return []
+        out: list[Outbound] = []
+        leads = {i: tickets[i].merged_into_id or 0 for i in links}  # ids, all inserted now
+        counts = coreports.followers(conn, list(set(leads.values())))
+        workers = {c.person_id: c for _post, c in directory.staff_on(
+            conn, StaffRole.WORKER, "grid", {tickets[i].grid_id or 0 for i in links})}
+        assignees = coreports.assignees(conn, list(set(leads.values())))
+        rows: list[dict[str, Any]] = []
+        noted: set[int] = set()
+        for i in sorted(links):
+            tk = tickets[i]
+            lead_number = tickets[-1 - links[i].id].number if links[i].id < 0 \
+                else links[i].number
+            out.append(compose.to_resident(tk, None, t(
+                "ticket.co_report", number=lead_number)))
+            rows.append(repeat(leads[i], tk.reporter_name, self.now,
+                               f"{tk.number} {tk.text[:100]}", kind="co_report"))
+            # this batch's co-reports are counted already: one note per leading ticket
+            n = 1 + counts.get(leads[i], 0)  # the first reporter and everyone following
+            worker = workers.get(assignees.get(leads[i]) or 0)
+            if worker is not None and leads[i] not in noted and (n <= 3 or n % 10 == 0):
+                noted.add(leads[i])
+                msg = compose.staff_note(worker, t("worker.co_report", worker.lang,
+                                                   number=lead_number, n=n,
+                                                   text=tk.text[:100]), leads[i])
+                if msg:
+                    out.append(msg)
+        conn.execute(_INSERT_EVENTS, rows)
+        return out
 
     def _ask_details(self, ib: Inbound) -> Outbound:
         return Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,

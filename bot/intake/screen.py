@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.intake.classify import clean_text
+from bot.intake.phones import hide
 from bot.messages import Inbound
 from bot.routing.normalize import normalize
 
@@ -52,8 +53,8 @@ def stored_key(text: str) -> str:
 
 
 def repeat_key(raw: str) -> str:
-    """`stored_key` of what a message would be stored as."""
-    return stored_key(clean_text(raw))
+    """`stored_key` of what a message would be stored as (phone numbers hidden, too)."""
+    return stored_key(hide(clean_text(raw))[0])
 
 
 def screen(

@@ -52,9 +52,11 @@ class IntakeWriter:
         batch_max: int = 64,
         repeat_window: timedelta = timedelta(minutes=10),
         per_minute: int = 5,
+        duplicate_radius_m: int = 150,
     ) -> None:
         self._repeat_window = repeat_window
         self._per_minute = per_minute
+        self._radius_m = duplicate_radius_m
         self._run_tx = TxRunner(engine)
         self._county = county
         self._sla = sla
@@ -114,5 +116,5 @@ class IntakeWriter:
     async def _write(self, batch: list[_Job]) -> list[IntakeOutcome]:
         work = Batch(self._county.index, self._sla, self._prefix, self._window, self._follow,
                      self._clock(), [(j.inbound, j.report) for j in batch],
-                     self._repeat_window, self._per_minute)
+                     self._repeat_window, self._per_minute, self._radius_m)
         return await self._run_tx(work.write)

@@ -129,7 +129,8 @@ async def counts(s: AsyncSession, deps: Deps, day: date, now: datetime
     by: dict[int | None, Counts] = defaultdict(Counts)
     rows = await s.execute(
         select(Ticket.community_id,
-               func.count().filter(within(Ticket.created_at)),
+               # a co-report (附议) is not a new ticket: counted as the one it follows
+               func.count().filter(within(Ticket.created_at), Ticket.state != S.MERGED.value),
                func.count().filter(and_(within(Ticket.acknowledged_at),
                                         Ticket.acknowledged_at > Ticket.ack_due_at)),
                func.count().filter(within(Ticket.resolved_at)))

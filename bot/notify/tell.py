@@ -16,13 +16,17 @@ from bot.notify.texts import t
 from bot.people import directory
 from bot.tickets.lifecycle import MIRRORED
 from models.enums import ACTIVE, Channel, StaffRole
+from models.enums import TicketState as S
 from models.people import Identity
 from models.tickets import Attachment, Ticket
-
 
 # tickets whose resident we cannot write to: 居民上报 (they hear from WeCom) and 代报 (filed
 # for them face to face; the call-back reaches them by phone)
 NO_CHAT_BACK = MIRRORED | {Channel.OFFLINE.value}
+# what co-reporters (附议) hear of the ticket they follow: its work, not its routing questions
+FOLLOWED = frozenset({"resident.acked", "resident.progress", "resident.resolved",
+                      "resident.returned_wait", "resident.rejected", "resident.transferred",
+                      "resident.auto_closed", "resident.merged"})
 
 
 async def resident_chat(s: AsyncSession, ticket: Ticket) -> tuple[str | None, str]:
@@ -38,14 +42,37 @@ async def tell_resident(s: AsyncSession, ticket: Ticket, key: str, *,
                         **kw: object) -> None:
     """Text `key` in the resident's language (buttons are built for it too); nothing where
     there is no chat back to them (NO_CHAT_BACK)."""
-    if ticket.channel in NO_CHAT_BACK:
-        return
-    chat, lang = await resident_chat(s, ticket)
-    text = t(key, lang, number=ticket.number, **kw)
-    msg = compose.to_resident(ticket, chat, text, buttons(lang) if buttons else None, remember)
-    msg.photos = list(photos or [])
-    answered(s, msg.channel, msg.chat_id)  # when the resident acted, this is their answer
-    enqueue(s, msg)
+    told = [ticket] if ticket.channel not in NO_CHAT_BACK else []
+    if key in FOLLOWED:
+        told += await co_reporters(s, ticket)
+    chats: set[tuple[str, str]] = set()
+    for whom in told:
+        chat, lang = await resident_chat(s, whom)
+        text = t(key, lang, number=ticket.number, **kw)
+        msg = compose.to_resident(whom, chat, text, buttons(lang) if buttons else None,
+                                  remember)
+        if (msg.channel, msg.chat_id) in chats:
+            continue  # neighbours in one group read one message
+        chats.add((msg.channel, msg.chat_id))
+        msg.ticket_id = ticket.id  # a reply to it is about the ticket they follow
+        msg.photos = list(photos or [])
+        answered(s, msg.channel, msg.chat_id)  # when the resident acted, this is their answer
+        enqueue(s, msg)
+
+
+async def co_reporters(s: AsyncSession, ticket: Ticket) -> list[Ticket]:
+    """The co-reports following `ticket` whose reporters can be written to, one per person
+    (the first reporter is told as the reporter)."""
+    rows = (await s.scalars(select(Ticket).where(
+        Ticket.merged_into_id == ticket.id, Ticket.state == S.MERGED.value,
+        Ticket.channel.not_in(list(NO_CHAT_BACK))).order_by(Ticket.id))).all()
+    seen = {(ticket.channel, ticket.reporter_user_id)}
+    out: list[Ticket] = []
+    for tk in rows:
+        if (tk.channel, tk.reporter_user_id) not in seen:
+            seen.add((tk.channel, tk.reporter_user_id))
+            out.append(tk)
+    return out
 
 
 async def tell_staff(s: AsyncSession, deps: Deps, role: StaffRole, ticket: Ticket, key: str,

@@ -18,6 +18,14 @@ ZH: dict[str, str] = {
     "who.centre": "县指挥中心",
     "ticket.duplicate_media": "已把照片补充到工单 {number}。",
     "ticket.repeat": "同样的内容已受理（工单 {number}），不用重复发送，有进展会告诉您。",
+    "ticket.co_report": "同一处的这个问题已登记为工单 {number}，您的反映已一并记下，"
+                        "处理进展和结果会通知您。",
+    "worker.co_report": "工单 {number} 又有居民反映同一问题（共 {n} 人反映）：{text}",
+    "rate.co_thanks": "感谢您对工单 {number} 的评价！",
+    "rate.co_not_yet": "工单 {number} 还没有办结，办结后会请您评价。",
+    "rate.co_already": "您已评价过工单 {number}，谢谢！",
+    "rate.co_noted": "已记下您的意见，会转告网格长跟进工单 {number}。",
+    "leader.co_unsatisfied": "【督办】工单 {number} 已结案，但一位附议的居民{name}不满意，请跟进。",
     "ticket.held": "您一分钟内报事较多，这条（工单 {number}）已转社区工作人员查看，请稍候。",
     "ticket.ask_details": "请说说遇到了什么问题、在哪里，例如：报事 南关村口路灯坏了。可以附照片或发送位置。",
     "coord.held": "【报事过于频繁】{name}一分钟内报事超过 {n} 条，多出的已放入待分派队列，请查看。如：工单 {number}：{text}",
@@ -46,6 +54,7 @@ ZH: dict[str, str] = {
     "worker.ask_resolution": "请发送办结说明（可附一张照片）。发送“取消”放弃。",
     "worker.ask_return_reason": "请说明退回原因。发送“取消”放弃。",
     "worker.resolved": "已办结：{number}，等待居民确认。",
+    "worker.resolved_no_chat": "已办结：{number}。报事人无法在线确认，{days} 天后自动结案。",
     "worker.returned": "已退回：{number}。",
     "worker.progress_saved": "进展已记录：{number}。",
     "worker.choose_grid": "转派到哪个网格？",
@@ -156,6 +165,7 @@ ZH: dict[str, str] = {
     "state.resolved": "已办结，待确认",
     "state.closed": "已结案",
     "state.rejected": "不予受理",
+    "state.merged": "已合并办理",
     "state.returned": "已退回，待重新分派",
     "state.reopened": "重新处理中",
     "unrouted": "待分派",
@@ -163,6 +173,21 @@ ZH: dict[str, str] = {
     "wechat.user": "微信用户{tail}",
     "wechat.media_kept": "已收到。请接着用文字说明是什么问题、在哪里，会和这条一起转给网格员。",
     "invite.wechat_oa": "微信公众号：关注本公众号后在对话框发送邀请码 {code}，或扫描场景值为 {code} 的带参数二维码。",
+    # 代报
+    "offline.staff_only": "“代报”是工作人员替居民登记问题用的。您要反映问题，请直接发送“报事”加问题，例如：报事 南关村口路灯坏了。",
+    "offline.private_only": "代报会带上居民的姓名和电话，不能发在群里：请撤回这条消息，改为私聊我发送。这条没有登记。",
+    "offline.usage": "请这样发送：代报 姓名 电话 问题，例如：代报 张大妈 13800000000 南关村口路灯坏了。姓名和电话可以不写，可以附照片。",
+    "offline.one_phone": "一次只能留一个联系电话，请删去多余的号码再发。这条没有登记。",
+    "offline.filed": "已代报，工单号 {number}，已派给{grid}网格员{worker}。",
+    "offline.filed_self": "已代报，工单号 {number}，属于您负责的{grid}网格，已派给您本人，请接单处理。",
+    "offline.filed_no_worker": "已代报，工单号 {number}，已转到{grid}网格；该网格的网格员还没接入，已请{who}跟进。",
+    "offline.filed_waiting": "已代报，工单号 {number}，已转到{grid}网格，等待安排网格员。",
+    "offline.filed_unrouted": "已代报，工单号 {number}。没能确定属于哪个网格，已转{who}分派。",
+    "offline.no_phone": "没有留电话：办结后指挥中心无法电话回访这位居民。",
+    "offline.media_added": "已补充到代报工单 {number}。",
+    "offline.someone": "居民",
+    "offline.remark": "代报：{name}当面登记",
+    "card.offline": "【代报工单】{number}",
 }
 
 EN: dict[str, str] = {
@@ -181,6 +206,18 @@ EN: dict[str, str] = {
     "who.centre": "the county command centre",
     "ticket.duplicate_media": "Photos added to ticket {number}.",
     "ticket.repeat": "The same report was already received (ticket {number}); no need to send it again.",
+    "ticket.co_report": "This problem at this place is already logged as ticket {number}; "
+                        "your report was added to it and you will hear of its progress "
+                        "and result.",
+    "worker.co_report": "Ticket {number}: another resident reported the same problem "
+                        "({n} in all): {text}",
+    "rate.co_thanks": "Thank you for rating ticket {number}!",
+    "rate.co_not_yet": "Ticket {number} is not resolved yet; you will be asked to rate it "
+                       "when it is.",
+    "rate.co_already": "You have already rated ticket {number}. Thank you!",
+    "rate.co_noted": "Your view was noted; the grid leader will follow up ticket {number}.",
+    "leader.co_unsatisfied": "[Escalation] Ticket {number} is closed, but {name}, who reported "
+                             "the same problem, is not satisfied. Please follow up.",
     "ticket.held": "You have sent many reports this minute; this one (ticket {number}) went to community staff to look at.",
     "ticket.ask_details": "Please say what the problem is and where, e.g.: 报事 the street light at the village gate is broken. You can add a photo or your location.",
     "coord.held": "[Too many reports] {name} sent more than {n} reports in a minute; the rest are in the unrouted queue, e.g. ticket {number}: {text}",
@@ -208,6 +245,8 @@ EN: dict[str, str] = {
     "worker.ask_resolution": "Send a resolution note (a photo is optional). Send 'cancel' to stop.",
     "worker.ask_return_reason": "Why are you returning it? Send 'cancel' to stop.",
     "worker.resolved": "Resolved: {number}; waiting for the resident.",
+    "worker.resolved_no_chat": "Resolved: {number}. The reporter cannot confirm online; it "
+                               "closes by itself in {days} days.",
     "worker.returned": "Returned: {number}.",
     "worker.progress_saved": "Progress saved: {number}.",
     "worker.choose_grid": "Transfer to which grid?",
@@ -315,12 +354,28 @@ EN: dict[str, str] = {
     "state.resolved": "resolved, awaiting you",
     "state.closed": "closed",
     "state.rejected": "not accepted",
+    "state.merged": "merged",
     "state.returned": "returned, being reassigned",
     "state.reopened": "reopened",
     "unrouted": "unrouted",
     "wechat.user": "WeChat user {tail}",
     "wechat.media_kept": "Received. Please add in words what the problem is and where; it will go to the grid worker with this.",
     "invite.wechat_oa": "WeChat Official Account: follow the account and send the code {code} in its chat, or scan a QR code whose scene is {code}.",
+    # 代报
+    "offline.staff_only": "代报 is for staff filing a report for a resident. To report a problem yourself, send 报事 and the problem, e.g. 报事 the street light at the village gate is broken.",
+    "offline.private_only": "A 代报 carries the resident's name and phone and must not be sent in a group: please delete this message and send it to me privately. Nothing was filed.",
+    "offline.usage": "Send: 代报 name phone problem, e.g. 代报 张大妈 13800000000 the street light at the village gate is broken. Name and phone may be left out; a photo may be added.",
+    "offline.one_phone": "Only one contact phone per report: remove the others and send it again. Nothing was filed.",
+    "offline.filed": "Filed for the resident: ticket {number}, sent to {worker}, the {grid} grid worker.",
+    "offline.filed_self": "Filed for the resident: ticket {number}. It is in your {grid} grid and was assigned to you; please acknowledge it.",
+    "offline.filed_no_worker": "Filed for the resident: ticket {number}, sent to the {grid} grid, whose worker is not connected yet; {who} will follow it up.",
+    "offline.filed_waiting": "Filed for the resident: ticket {number}, sent to the {grid} grid; a worker is still to be assigned.",
+    "offline.filed_unrouted": "Filed for the resident: ticket {number}. Its grid could not be told; {who} will assign it.",
+    "offline.no_phone": "No phone was given: the command centre cannot call this resident back.",
+    "offline.media_added": "Added to the ticket filed for the resident, {number}.",
+    "offline.someone": "Resident",
+    "offline.remark": "Filed face to face by {name}",
+    "card.offline": "[Filed for a resident] {number}",
 }
 
 CATEGORY_EN = {

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.tickets.lifecycle import Actor
 from models.enums import REPLY_ONLY, Role, StaffRole
+from models.partners import Partner, PartnerContact
 from models.people import Identity, Person, StaffAssignment
 from models.tickets import Ticket
 
@@ -164,10 +165,22 @@ async def actor_for(
                     roles.add(Role.COORDINATOR)
             if ticket is not None and ticket.assignee_id == person_id:
                 roles.add(Role.WORKER)
+            if ticket is not None and ticket.partner_id is not None \
+                    and await contact_of_partner(session, person_id, ticket.partner_id):
+                roles.add(Role.PARTNER)
     return Actor(
         roles=frozenset(roles), person_id=person_id, name=name, user_id=user_id,
         channel=channel, lang=lang,
     )
+
+
+async def contact_of_partner(session: AsyncSession, person_id: int, partner_id: int) -> bool:
+    """Does this person act for that partner unit (转办), both still active?"""
+    found = await session.scalar(
+        select(PartnerContact.id).join(Partner, Partner.id == PartnerContact.partner_id)
+        .where(PartnerContact.person_id == person_id, PartnerContact.partner_id == partner_id,
+               PartnerContact.active.is_(True), Partner.active.is_(True)).limit(1))
+    return found is not None
 
 
 async def reported_by_staff(session: AsyncSession, ticket: Ticket) -> bool:

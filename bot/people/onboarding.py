@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.deps import Ctx, Deps
 from bot.notify.texts import scoped, t
 from bot.people import directory
+from bot.people.partners import PARTNER_ROLE, redeem_partner
 from bot.sqlutil import insert_for
 from models.county import Community, Grid
 from models.enums import StaffRole
@@ -108,6 +109,8 @@ async def redeem(s: AsyncSession, deps: Deps, ctx: Ctx, code: str) -> str:
         deps.bad_codes.strike(who, now.timestamp())
         return t("start.bad_code", ctx.lang)
     ident = await ensure_identity(s, ctx, private=True, now=now)
+    if inv.role == PARTNER_ROLE:  # a partner unit's contact (转办), not a staff role
+        return await redeem_partner(s, ctx, inv, ident, now)
     role = StaffRole(inv.role)
     person_id = ident.person_id
     if person_id is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, case, func, or_, select
@@ -138,6 +138,8 @@ def _categories(conn: Connection, scope: Scope, reports: int) -> Section:
 
 
 def _place_counts(conn: Connection, scope: Scope) -> list[tuple[str, int]]:
+    """Reports per place: a neighbour's co-report (附议) is one more time the place came up."""
+    scope = replace(scope, with_co_reports=True)
     place = TICKETS.c.place_text
     rows = conn.execute(
         select(place, func.count()).where(*scope.where(TICKETS), place != "")
@@ -157,7 +159,8 @@ def _repeats(conn: Connection, scope: Scope) -> Section:
     if places:
         for place, category, number in conn.execute(
                 select(TICKETS.c.place_text, TICKETS.c.category, TICKETS.c.number)
-                .where(*scope.where(TICKETS), TICKETS.c.place_text.in_(list(detail)))
+                .where(*replace(scope, with_co_reports=True).where(TICKETS),
+                       TICKETS.c.place_text.in_(list(detail)))
                 .order_by(TICKETS.c.created_at)):
             cats, numbers = detail[place]
             if category not in cats:

@@ -8,11 +8,13 @@ from sqlalchemy import Connection, select
 
 from models.county import Community, Grid
 from models.enums import StaffRole
+from models.partners import Partner
 from models.people import Person, StaffAssignment
 
 NO_GRID = "（未定网格）"
 NO_COMMUNITY = "（未定社区）"
 NO_WORKER = "（未指派）"
+PARTNER_KIND_LABELS = {"property": "物业公司", "committee": "业委会", "department": "部门"}
 
 
 @dataclass(slots=True)
@@ -21,6 +23,7 @@ class Names:
     grids: dict[int, tuple[str, str, int]] = field(default_factory=dict)  # code, name, comm.
     people: dict[int, str] = field(default_factory=dict)
     worker_grids: dict[int, list[int]] = field(default_factory=dict)  # person -> grid ids
+    partners: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # code, name, kind
 
     def community(self, cid: int | None) -> tuple[str, str]:
         return self.communities.get(cid, ("", NO_COMMUNITY)) if cid is not None \
@@ -39,6 +42,11 @@ class Names:
             return NO_WORKER, ""
         codes = (self.grids[g][0] for g in self.worker_grids.get(pid, []) if g in self.grids)
         return self.people.get(pid, f"（人员 {pid}）"), "、".join(codes)
+
+    def partner(self, pid: int | None) -> tuple[str, str, str]:
+        """Code, name and kind (物业公司, 业委会, 部门) of a partner unit."""
+        code, name, kind = self.partners.get(pid or 0, ("", f"（单位 {pid}）", ""))
+        return code, name, PARTNER_KIND_LABELS.get(kind, kind)
 
     def order(self, by: str, key: int) -> tuple[int, str]:
         """Where a group sorts: the county files' order (import order, so ids), by name last."""
@@ -69,4 +77,7 @@ def load_names(conn: Connection) -> Names:
             .order_by(StaffAssignment.grid_id)):
         if grid_id is not None:
             names.worker_grids.setdefault(worker, []).append(grid_id)
+    for pid, code, name, kind in conn.execute(
+            select(Partner.id, Partner.code, Partner.name, Partner.kind)):
+        names.partners[pid] = (code, name, kind)
     return names

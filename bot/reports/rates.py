@@ -29,7 +29,7 @@ from bot.reports.sqltime import seconds_between
 from models.enums import TicketState as S
 
 Key = tuple[int | None, int | None, int | None]  # grid_id, community_id, assignee_id
-By = Literal["grid", "worker", "community"]
+By = Literal["grid", "worker", "community", "partner"]  # partner: bot.reports.partners
 _POSITION: dict[By, int] = {"grid": 0, "community": 1, "worker": 2}
 
 
@@ -73,6 +73,7 @@ class Counts:
     escalations: int = 0
     reopened: int = 0
     reopens: int = 0
+    co_reports: int = 0  # other residents' reports of the same problem (附议)
     ratings: dict[str, Tally] = field(default_factory=dict)
 
     def add(self, other: Counts) -> None:
@@ -179,6 +180,15 @@ def _verdict_query(scope: Scope) -> Any:
     )
 
 
+def _co_report_query(scope: Scope) -> Any:
+    """Co-reports counted on the ticket they follow, in that ticket's group and period."""
+    lead = TICKETS.alias("lead")
+    return (select(*group_columns(lead), func.count())
+            .select_from(TICKETS.join(lead, lead.c.id == TICKETS.c.merged_into_id))
+            .where(TICKETS.c.state == S.MERGED.value, *scope.where(lead))
+            .group_by(*group_columns(lead)))
+
+
 def compute(conn: Connection, scope: Scope, as_of: datetime,
             sources: Iterable[RatingSource] = SOURCES) -> dict[Key, Counts]:
     """Figures per finest group. `as_of`: a deadline after it is not yet due."""
@@ -196,6 +206,8 @@ def compute(conn: Connection, scope: Scope, as_of: datetime,
         c = at((g, c_, a))
         c.reopened, c.reopens = int(reopened), int(reopens)
         c.ratings[CHAT.key] = Tally(*(int(n) for n in tally))
+    for g, c_, a, n in conn.execute(_co_report_query(scope)):
+        at((g, c_, a)).co_reports = int(n)
     for source in sources:
         if source.query is None:
             continue

@@ -63,6 +63,8 @@ def _callback_query(scope: Scope) -> Select[Any]:
     where = [c.outcome == REACHED, c.worker_rating != "", when]
     if scope.community_id is not None:
         where.append(c.community_id == scope.community_id)
+    if scope.partner_id is not None:  # calls about the partner's tickets only
+        where.append(TICKETS.c.partner_id == scope.partner_id)
     return (
         select(c.grid_id, c.community_id, TICKETS.c.assignee_id,
                *(func.count(case((c.worker_rating == v.value, 1)))

@@ -13,6 +13,7 @@ from typing import Literal
 from sqlalchemy import Connection
 
 from bot.reports.names import Names, load_names
+from bot.reports.partners import by_partner
 from bot.reports.period import Period
 from bot.reports.rates import By, Counts, compute, roll_up, total
 from bot.reports.ratings import SOURCES, RatingSource
@@ -40,6 +41,7 @@ def _tally(source: str, figure: str) -> Callable[[Counts], int | float | None]:
 def metric_columns(sources: Sequence[RatingSource] = SOURCES) -> list[Column]:
     cols = [
         Column("报事量", "count", lambda c: c.tickets),
+        Column("附议", "count", lambda c: c.co_reports),
         Column("不予受理", "count", lambda c: c.rejected),
         Column("待派单", "count", lambda c: c.waiting),
         Column("退回待派", "count", lambda c: c.returned),
@@ -80,8 +82,10 @@ LABELS: dict[By, list[str]] = {
     "community": ["社区编号", "社区"],
     "grid": ["网格编号", "网格", "所属社区"],
     "worker": ["网格员", "所在网格"],
+    "partner": ["单位编号", "协同单位", "类型"],
 }
-TITLES: dict[By, str] = {"community": "按社区", "grid": "按网格", "worker": "按网格员"}
+TITLES: dict[By, str] = {"community": "按社区", "grid": "按网格", "worker": "按网格员",
+                         "partner": "按协同单位"}
 
 
 @dataclass(slots=True)
@@ -99,6 +103,8 @@ def _label(by: By, key: int | None, names: Names) -> list[str]:
         return list(names.community(key))
     if by == "grid":
         return list(names.grid(key))
+    if by == "partner":
+        return list(names.partner(key))
     return list(names.worker(key))
 
 
@@ -135,5 +141,8 @@ def build_report(conn: Connection, period: Period, as_of: datetime, by: By,
     rows = compute(conn, Scope(period), as_of, sources)
     names = load_names(conn)
     order: list[By] = [by, *(b for b in ("community", "grid", "worker") if b != by)]
-    tables = {b: build_table(b, roll_up(rows, b), names, "全县合计", sources) for b in order}
+    tables = {b: build_table(b, by_partner(conn, period, as_of, sources) if b == "partner"
+                             else roll_up(rows, b), names,
+                             "转办合计" if b == "partner" else "全县合计", sources)
+              for b in order}
     return Report(period, as_of, by, total(rows.values()), tables, tuple(sources))

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from functools import partial
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Ctx, Deps
 from bot.messages import MAX_ID, Action, Button, Media
 from bot.notify import compose
-from bot.notify.tell import send_card, tell_resident, tell_staff, tell_up
+from bot.notify.tell import NO_CHAT_BACK, send_card, tell_resident, tell_staff, tell_up
 from bot.notify.texts import category_label, t
 from bot.people import directory
 from bot.tickets import assign
 from bot.tickets.asking import cancel_button, check, clear_pending_for, set_pending
-from bot.tickets.lifecycle import SYSTEM, Actor, Refused, record, transition
+from bot.tickets.lifecycle import SYSTEM, Actor, Refused, rate_co_report, record, transition
 from models.enums import ACTIVE, Category, Role, Satisfaction, StaffRole
 from models.enums import TicketState as S
 from models.tickets import Attachment, PendingInput, Ticket
@@ -98,25 +100,63 @@ async def _cancel(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: 
 
 async def _rate(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                 arg: str) -> str:
-    await _check_rater(s, ticket, actor)
     if arg not in {x.value for x in Satisfaction}:
         raise Refused(t("worker.not_allowed", actor.lang))
+    if Role.RESIDENT not in actor.roles:
+        mine = await co_report_of(s, ticket, ctx.channel, ctx.user_id)
+        if mine is not None:
+            return await _rate_co_report(s, deps, ticket, mine, actor, arg)
+    await _check_rater(s, ticket, actor)
     now = deps.clock()
     if arg == Satisfaction.UNSATISFIED:
         check(ticket, S.REOPENED, actor, {S.RESOLVED})
         ticket.satisfaction = arg
-        transition(s, ticket, S.REOPENED, actor, now=now, cfg=deps.sla, note=arg)
-        transition(s, ticket, S.ASSIGNED, SYSTEM, now=now, cfg=deps.sla)
-        await send_card(s, deps, ticket, "card.reopened")
-        worker = await directory.contact(s, ticket.assignee_id, ticket.channel) \
-            if ticket.assignee_id else None
-        await tell_staff(s, deps, StaffRole.LEADER, ticket, "leader.reopened",
-                         worker=worker.name if worker else "—")
+        await _reopen(s, deps, ticket, actor, arg)
         return t("resident.reopened", actor.lang, number=ticket.number)
     check(ticket, S.CLOSED, actor, {S.RESOLVED})
     ticket.satisfaction = arg
     transition(s, ticket, S.CLOSED, actor, now=now, cfg=deps.sla, note=arg)
     return t("resident.thanks", actor.lang, number=ticket.number)
+
+
+async def _reopen(s: AsyncSession, deps: Deps, ticket: Ticket, actor: Actor, note: str) -> None:
+    now = deps.clock()
+    transition(s, ticket, S.REOPENED, actor, now=now, cfg=deps.sla, note=note)
+    transition(s, ticket, S.ASSIGNED, SYSTEM, now=now, cfg=deps.sla)
+    await send_card(s, deps, ticket, "card.reopened")
+    worker = await directory.contact(s, ticket.assignee_id, ticket.channel) \
+        if ticket.assignee_id else None
+    await tell_staff(s, deps, StaffRole.LEADER, ticket, "leader.reopened",
+                     worker=worker.name if worker else "—")
+
+
+async def co_report_of(s: AsyncSession, ticket: Ticket, channel: str, user_id: str
+                       ) -> Ticket | None:
+    """This person's co-report (附议) following `ticket`, if they made one."""
+    return await s.scalar(select(Ticket).where(
+        Ticket.merged_into_id == ticket.id, Ticket.state == S.MERGED.value,
+        Ticket.channel == channel, Ticket.reporter_user_id == user_id)
+        .order_by(Ticket.id).limit(1).with_for_update())
+
+
+async def _rate_co_report(s: AsyncSession, deps: Deps, ticket: Ticket, mine: Ticket,
+                          actor: Actor, verdict: str) -> str:
+    """A co-reporter rates the work on the ticket they follow. Their 不满意 reopens it while
+    it waits for a verdict; once it is closed, the grid leader is asked to follow up."""
+    if S(ticket.state) not in (S.RESOLVED, S.CLOSED) or ticket.resolved_at is None:
+        raise Refused(t("rate.co_not_yet", actor.lang, number=ticket.number))
+    if mine.closed_at is not None and mine.closed_at >= ticket.resolved_at:
+        raise Refused(t("rate.co_already", actor.lang, number=ticket.number))
+    rater = replace(actor, roles=frozenset({Role.RESIDENT}))
+    rate_co_report(s, mine, ticket, verdict, rater, now=deps.clock())
+    if verdict != Satisfaction.UNSATISFIED:
+        return t("rate.co_thanks", actor.lang, number=ticket.number)
+    if S(ticket.state) == S.RESOLVED:
+        await _reopen(s, deps, ticket, rater, f"{verdict}（{mine.number}）")
+        return t("resident.reopened", actor.lang, number=ticket.number)
+    await tell_up(s, deps, ticket, "leader.co_unsatisfied", StaffRole.LEADER,
+                  name=mine.reporter_name or "—")
+    return t("rate.co_noted", actor.lang, number=ticket.number)
 
 
 async def _check_rater(s: AsyncSession, ticket: Ticket, actor: Actor) -> None:
@@ -153,6 +193,9 @@ async def finish_resolve(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, 
         await tell_staff(s, deps, StaffRole.LEADER, ticket, "leader.rate_staff_ticket",
                          compose.rating_buttons(ticket.id, ""), worker=actor.name or "—",
                          note=note or "—")
+    if ticket.channel in NO_CHAT_BACK:  # 代报: nobody to confirm in a chat
+        return t("worker.resolved_no_chat", actor.lang, number=ticket.number,
+                 days=deps.sla.confirm_days)
     return t("worker.resolved", actor.lang, number=ticket.number)
 
 
@@ -212,6 +255,42 @@ async def progress_note(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, n
     return t("worker.progress_saved", actor.lang, number=ticket.number)
 
 
+async def _priority(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
+                    arg: str) -> str:
+    """优先 from a form (the desk): the same checks and effects as the words."""
+    from bot.tickets import coordinate  # it builds on this module
+    return await coordinate.carry_out(s, deps, ctx, ticket, "priority", arg.strip())
+
+
+async def _remark(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
+                  arg: str) -> str:
+    """备注 from a form (the desk), as the words record it."""
+    from bot.tickets import coordinate
+    return await coordinate.carry_out(s, deps, ctx, ticket, "remark", arg.strip())
+
+
+async def _merge(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
+                 arg: str) -> str:
+    """合并 from a form (the desk): `arg` is the full number of the ticket this one joins."""
+    from bot.tickets import merge as merging
+    number = arg.strip().upper()
+    if not re.fullmatch(rf"{re.escape(deps.prefix)}-\d{{8}}-\d{{4,6}}", number):
+        raise Refused(t("coord.merge_usage", actor.lang))
+    into = await s.scalar(select(Ticket).where(Ticket.number == number).with_for_update())
+    if into is None:
+        raise Refused(t("status.not_found", actor.lang, number=number))
+    return await merging.merge_into(s, deps, ctx, ticket, into)
+
+
+async def _split(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
+                 arg: str) -> str:
+    """拆分 from a form (the desk): the co-report pressed on becomes a ticket of its own."""
+    from bot.tickets import merge as merging
+    if arg:
+        raise Refused(t("worker.not_allowed", actor.lang))
+    return await merging.split_off(s, deps, ctx, ticket)
+
+
 _HANDLERS = {
     **assign.HANDLERS,
     "ack": _ack,
@@ -222,6 +301,10 @@ _HANDLERS = {
     "cancel": _cancel,
     "rate": _rate,
     "reject": _reject,
+    "priority": _priority,
+    "remark": _remark,
+    "merge": _merge,
+    "split": _split,
 }
 
 

@@ -16,7 +16,8 @@ from bot.deps import Ctx, Deps
 from bot.messages import Action, Inbound
 from bot.notify.texts import t
 from bot.people import directory
-from bot.tickets import actions, coordinate, queries
+from bot.tickets import actions, coordinate, partners, queries
+from bot.tickets import merge as merging
 from bot.tickets.lifecycle import Refused, record
 from bot.tickets.words import Said
 from models.enums import ACTIVE, Category
@@ -33,7 +34,8 @@ _WAITING = {
     "transfer": ("assignee", ACTIVE - {S.REOPENED}),
     "category": ("assignee", ACTIVE),
     "reject": ("none", set()),
-    **{verb: ("none", set()) for verb in coordinate.VERBS},
+    **{verb: ("none", set()) for verb in coordinate.VERBS | merging.VERBS},
+    partners.HANDOVER: ("none", set()),
 }
 
 
@@ -48,13 +50,20 @@ async def carry_out(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound, said: Sa
             raise NotMeant
         await queries.overdue_list(s, deps, ctx)
         return ""
-    if said.verb in coordinate.VERBS and said.number is None:
+    if said.verb in coordinate.VERBS | {partners.HANDOVER} and said.number is None:
         if not await directory.standing_roles(s, ctx.channel, ctx.user_id):
             raise NotMeant  # 备注 … from a resident is just words
         raise Refused(t(f"coord.{said.verb}_usage", ctx.lang))
+    if said.verb in merging.VERBS:
+        return await _merge_or_split(s, deps, ctx, said)
     ticket = await _ticket(s, deps, ctx, said)
     if said.verb in coordinate.VERBS:
         return await coordinate.carry_out(s, deps, ctx, ticket, said.verb, said.rest)
+    if said.verb == partners.HANDOVER:
+        return await partners.hand_over(s, deps, ctx, ticket, said.rest)
+    if said.verb in partners.STEPS \
+            and (done := await partners.step(s, deps, ctx, ib, ticket, said)) is not None:
+        return done
     if said.verb == "rate":
         answer = await actions.act(s, deps, ctx, Action("rate", ticket.id, said.arg))
         if said.rest:
@@ -93,6 +102,24 @@ async def carry_out(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound, said: Sa
     return await actions.act(s, deps, ctx, Action(op, ticket.id))
 
 
+async def _merge_or_split(s: AsyncSession, deps: Deps, ctx: Ctx, said: Said) -> str:
+    """合并 NUM 到 NUM / 拆分 NUM."""
+    usage = t(f"coord.{said.verb}_usage", ctx.lang)
+    if said.number is None:
+        if not await directory.standing_roles(s, ctx.channel, ctx.user_id):
+            raise NotMeant
+        raise Refused(usage)
+    ticket = await _ticket(s, deps, ctx, said)
+    if said.verb == "split":
+        return await merging.split_off(s, deps, ctx, ticket)
+    target = merging.target_words(said.rest)
+    if not re.fullmatch(rf"(?:{re.escape(deps.prefix)}-?)?(?:\d{{8}}-)?\d{{1,6}}", target,
+                        re.I):
+        raise Refused(usage)
+    into = await _ticket(s, deps, ctx, Said(said.verb, target.upper(), ""))
+    return await merging.merge_into(s, deps, ctx, ticket, into)
+
+
 def _grid_code(deps: Deps, text: str) -> str | None:
     idx = deps.county.index
     word = text.split()[0].upper()
@@ -108,17 +135,24 @@ async def _ticket(s: AsyncSession, deps: Deps, ctx: Ctx, said: Said) -> Ticket:
     person_id = await _person(s, ctx)
     whose, states = _WAITING[said.verb]
     mine = or_(Ticket.assignee_id == person_id if person_id is not None else False,
-               (Ticket.channel == ctx.channel) & (Ticket.reporter_user_id == ctx.user_id))
+               (Ticket.channel == ctx.channel) & (Ticket.reporter_user_id == ctx.user_id),
+               partners.handed_to(person_id))
     q = select(Ticket).with_for_update()
     if said.number is None:
         if whose == "reporter":
             q = q.where(Ticket.channel == ctx.channel, Ticket.reporter_user_id == ctx.user_id)
         elif whose == "assignee" and person_id is not None:
-            q = q.where(Ticket.assignee_id == person_id)
+            q = q.where(or_(Ticket.assignee_id == person_id, partners.handed_to(person_id)))
         else:
             raise NotMeant
         rows = (await s.scalars(q.where(Ticket.state.in_([x.value for x in states]))
                                 .order_by(Ticket.id.desc()).limit(20))).all()
+        if not rows and said.verb == "rate":  # a co-reporter (附议) rates what they follow
+            rows = (await s.scalars(select(Ticket).where(Ticket.id.in_(
+                select(Ticket.merged_into_id).where(
+                    Ticket.channel == ctx.channel, Ticket.reporter_user_id == ctx.user_id,
+                    Ticket.state == S.MERGED.value))).where(
+                Ticket.state == S.RESOLVED.value).with_for_update())).all()
         if not rows:
             if said.verb == "rate" and not said.rest:  # a bare 满意: not a new problem
                 raise Refused(t("rate.nothing_waiting", ctx.lang))

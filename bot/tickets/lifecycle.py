@@ -35,7 +35,8 @@ class Actor:
     lang: str = ""  # "" = the service's language (texts.use_language)
 
     def main_role(self) -> Role:
-        for r in (Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE, Role.RESIDENT):
+        for r in (Role.WORKER, Role.LEADER, Role.COORDINATOR, Role.CENTRE, Role.PARTNER,
+                  Role.RESIDENT):
             if r in self.roles:
                 return r
         return Role.SYSTEM
@@ -207,9 +208,11 @@ def hold_escalation(ticket: Ticket, until: datetime) -> None:
     ticket.escalation_at = until
 
 
-def repeat(ticket_id: int, reporter_name: str, now: datetime, text: str) -> dict[str, Any]:
-    """The event of a report folded into an earlier ticket of the same person (a "+1")."""
-    return dict(ticket_id=ticket_id, at=now, kind="repeat", from_state=None, to_state=None,
+def repeat(ticket_id: int, reporter_name: str, now: datetime, text: str,
+           kind: str = "repeat") -> dict[str, Any]:
+    """The event of a report added to an earlier ticket: a "+1" of the same person (repeat),
+    or another resident's report of the same problem (co_report)."""
+    return dict(ticket_id=ticket_id, at=now, kind=kind, from_state=None, to_state=None,
                 actor_role=Role.RESIDENT.value, actor_person_id=None, actor_name=reporter_name,
                 note=text[:200])
 
@@ -257,6 +260,62 @@ def opening(ticket: NewTicket, routed: bool, now: datetime, cfg: SlaConfig, *,
                  actor_name="system", note="")
         )
     return events
+
+
+def co_report(ticket: NewTicket, parent_id: int, parent_number: str, now: datetime
+              ) -> list[dict[str, Any]]:
+    """A new report that follows an open ticket (附议): merged into it from the start, with no
+    worker, no card and no deadline of its own. Returns its event value dicts."""
+    if not allowed(S.REPORTED, S.MERGED, {Role.SYSTEM}):
+        raise TransitionRefused(S.REPORTED, S.MERGED, "intake may not link")
+    ticket.state = S.MERGED.value
+    ticket.created_at = ticket.updated_at = now
+    ticket.merged_into_id = parent_id
+    ticket.assignee_id = None
+    ticket.unrouted = False
+    ticket.escalation_at = None
+    return [
+        dict(at=now, kind="transition", from_state=None, to_state=S.REPORTED.value,
+             actor_role=Role.RESIDENT.value, actor_person_id=None,
+             actor_name=ticket.reporter_name, note=""),
+        dict(at=now, kind="transition", from_state=S.REPORTED.value, to_state=S.MERGED.value,
+             actor_role=Role.SYSTEM.value, actor_person_id=None, actor_name="system",
+             note=parent_number),
+    ]
+
+
+def merge(session: AsyncSession, ticket: Ticket, into: Ticket, actor: Actor, *,
+          now: datetime, cfg: SlaConfig, followers: list[Ticket]) -> TicketEvent:
+    """合并: `ticket` follows `into` from now on, and so do its own `followers`; its deadlines
+    stop. Only open tickets that follow nothing are merged, into another such ticket."""
+    if ticket.channel in MIRRORED or into.channel in MIRRORED or ticket.id == into.id \
+            or into.merged_into_id is not None or S(into.state) == S.MERGED:
+        raise TransitionRefused(S(ticket.state), S.MERGED, "not allowed", actor.lang)
+    ev = transition(session, ticket, S.MERGED, actor, now=now, cfg=cfg, note=into.number)
+    ticket.merged_into_id = into.id
+    for tk in followers:
+        tk.merged_into_id = into.id
+        tk.updated_at = now
+        session.add(_event(tk, actor, "moved", now, note=f"{ticket.number} → {into.number}"))
+    return ev
+
+
+def split(session: AsyncSession, ticket: Ticket, actor: Actor, *, now: datetime,
+          cfg: SlaConfig, note: str = "") -> TicketEvent:
+    """拆分: a co-report becomes a ticket of its own again, back at routing (REPORTED)."""
+    ev = transition(session, ticket, S.REPORTED, actor, now=now, cfg=cfg, expect=S.MERGED,
+                    note=note)
+    ticket.merged_into_id = None
+    return ev
+
+
+def rate_co_report(session: AsyncSession, ticket: Ticket, parent: Ticket, verdict: str,
+                   actor: Actor, *, now: datetime) -> TicketEvent:
+    """A co-reporter's verdict on the work done on `parent`, kept on their own co-report."""
+    ticket.satisfaction = verdict
+    ticket.closed_at = now  # when they rated: a later resolution of the parent asks again
+    record(session, parent, actor, "co_rating", now=now, note=f"{ticket.number} {verdict}")
+    return record(session, ticket, actor, "rating", now=now, note=verdict)
 
 
 def mirror(ticket: Ticket | NewTicket, to: S, *, actor_role: Role, actor_name: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
@@ -32,9 +33,9 @@ async def my_tickets(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10) -> 
     if ident is not None and ident.person_id is not None and await _assigned_list(
             s, deps, ctx, ident.person_id, limit):
         return
-    rows = (await s.scalars(
+    rows = await _followed((await s.scalars(
         select(Ticket).where(Ticket.channel == ctx.channel, Ticket.reporter_user_id == ctx.user_id)
-        .order_by(Ticket.id.desc()).limit(limit))).all()
+        .order_by(Ticket.id.desc()).limit(limit))).all(), s)
     if not rows:
         ctx.reply(s, t("my.none", ctx.lang), reply_to=ctx.message_id)
         return
@@ -46,6 +47,19 @@ async def my_tickets(s: AsyncSession, deps: Deps, ctx: Ctx, limit: int = 10) -> 
         for tk in rows
     ]
     ctx.reply(s, "\n".join(lines), reply_to=ctx.message_id)
+
+
+async def _followed(rows: Sequence[Ticket], s: AsyncSession) -> list[Ticket]:
+    """A co-report (附议) is shown as the ticket it follows, whose number its reporter was
+    given; each ticket once."""
+    leads = {tk.id: tk for tk in (await s.scalars(select(Ticket).where(Ticket.id.in_(
+        [tk.merged_into_id for tk in rows if tk.merged_into_id is not None])))).all()}
+    out: list[Ticket] = []
+    for tk in rows:
+        shown = leads.get(tk.merged_into_id or 0, tk)
+        if shown not in out:
+            out.append(shown)
+    return out
 
 
 async def _assigned_list(s: AsyncSession, deps: Deps, ctx: Ctx, person_id: int,
@@ -79,9 +93,12 @@ async def status(s: AsyncSession, deps: Deps, ctx: Ctx, number: str) -> None:
     actor = await directory.actor_for(s, ctx.channel, ctx.user_id, ctx.user_name, ticket)
     staff = bool(actor.roles & STAFF)
     # in a group only the reporter sees a ticket's details; staff may look it up privately
-    if not (_is_reporter(ticket, ctx) or (staff and ctx.chat_kind == ChatKind.PRIVATE)):
+    if not (_is_reporter(ticket, ctx) or (staff and ctx.chat_kind == ChatKind.PRIVATE)
+            or await _follows(s, ticket, ctx)):
         ctx.reply(s, t("status.not_yours", ctx.lang), reply_to=ctx.message_id)
         return
+    if ticket.merged_into_id is not None and not staff:
+        ticket = await s.get(Ticket, ticket.merged_into_id) or ticket  # what they follow
     if Role.WORKER in actor.roles and ctx.chat_kind == ChatKind.PRIVATE \
             and S(ticket.state) in ACTIVE:
         # the assignee gets the card back, buttons and all (lost after a restart or a scroll)
@@ -95,6 +112,13 @@ async def status(s: AsyncSession, deps: Deps, ctx: Ctx, number: str) -> None:
 
 def _is_reporter(ticket: Ticket, ctx: Ctx) -> bool:
     return ticket.channel == ctx.channel and ticket.reporter_user_id == ctx.user_id
+
+
+async def _follows(s: AsyncSession, ticket: Ticket, ctx: Ctx) -> bool:
+    """Did this person report the same problem as a co-report of `ticket`?"""
+    return await s.scalar(select(Ticket.id).where(
+        Ticket.merged_into_id == ticket.id, Ticket.channel == ctx.channel,
+        Ticket.reporter_user_id == ctx.user_id).limit(1)) is not None
 
 
 async def follow(s: AsyncSession, deps: Deps, ctx: Ctx, number: str) -> None:

@@ -31,6 +31,11 @@ _VERBS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("改派",), "reassign", ""),
     (("优先", "優先"), "priority", ""),
     (("备注", "備註"), "remark", ""),
+    # co-reports (附议): 合并 NUM 到 NUM, 拆分 NUM (bot.tickets.merge)
+    (("合并", "合併"), "merge", ""),
+    (("拆分",), "split", ""),
+    # 转办: to a partner unit (bot.tickets.partners)
+    (("转办", "轉辦"), "handover", ""),
 )
 _SPELLINGS = {s: (verb, arg) for spellings, verb, arg in _VERBS for s in spellings}
 _ALT = "|".join(sorted(_SPELLINGS, key=len, reverse=True))
@@ -39,7 +44,7 @@ _ALT = "|".join(sorted(_SPELLINGS, key=len, reverse=True))
 @dataclass(frozen=True, slots=True)
 class Said:
     # rate | reject | ack | progress | resolve | return | transfer | category | overdue |
-    # reassign | priority | remark
+    # reassign | priority | remark | handover
     verb: str
     number: str | None  # a full ticket number, or the digits a person typed for one
     rest: str  # the note, reason, grid or category that follows

@@ -80,3 +80,39 @@ async def test_a_coordinator_steers_a_ticket_in_words(channel: Channel) -> None:
     assert await _event_kinds(ch, tk.id) == kinds
     # 优先, 改派 (a transition back to assigned, in 社岭), 备注: each audited once
     assert kinds[-3:] == ["priority", "transition", "remark"]
+
+
+async def _tickets(ch: Channel) -> list[Ticket]:
+    async with ch.app.deps.sm() as s:
+        return list((await s.scalars(select(Ticket).order_by(Ticket.id))).all())
+
+
+async def test_a_neighbour_follows_the_open_ticket_and_the_coordinator_splits_it(
+        channel: Channel) -> None:
+    ch = channel
+    for who in ("worker", "coord"):
+        await ch.join(who)
+    await ch.say("resident", REPORT)
+    await ch.deliver()
+    told = await _told_after(ch, "neighbour", ch.say(
+        "neighbour", "报事 南关农贸市场门口的垃圾还是没人管"))
+    lead, child = await _tickets(ch)
+    assert (child.state, child.merged_into_id) == (S.MERGED, lead.id)
+    assert _has(told, f"已登记为工单 {lead.number}"), told
+    assert _has(ch.heard("worker"), f"工单 {lead.number} 又有居民反映同一问题（共 2 人反映）")
+
+    # a worker may not undo the link; the coordinator may, and the neighbour is told
+    told = await _told_after(ch, "worker", ch.say("worker", f"拆分 {child.number}"))
+    assert _has(told, "合并和拆分由工单所在社区的工作人员或县指挥中心操作"), told
+    told = await _told_after(ch, "coord", ch.say("coord", f"拆分 {child.number}"))
+    assert _has(told, f"已拆分：工单 {child.number} 单独办理，已派给南关网格"), told
+    assert _has(ch.heard("neighbour"), f"您反映的问题已单独立为工单 {child.number}")
+    assert _has(ch.heard("worker"), child.number, "【")  # its own card now
+    split = (await _tickets(ch))[1]
+    assert (split.state, split.merged_into_id) == (S.ASSIGNED, None)
+
+    # and merged back by hand
+    told = await _told_after(ch, "coord", ch.say(
+        "coord", f"合并 {child.number} 到 {lead.number}"))
+    assert _has(told, f"已将工单 {child.number} 并入 {lead.number}"), told
+    assert (await _tickets(ch))[1].state == S.MERGED

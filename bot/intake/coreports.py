@@ -1,0 +1,144 @@
+"""Co-reports (附议): a new report of a problem already open at the same place follows that
+ticket instead of opening a second one for the same worker.
+
+Same place means the same grid and category and either the same place label (building
+number included) or, when both have a shared location, within `radius_m`. Category 其他 never
+links: "other" says nothing about being the same problem. Reports the flood limit held are
+left alone, and so is a person's own earlier ticket (their second report is theirs to make;
+the same words twice already fold as a repeat). The earliest open ticket at the place
+leads; reports of one batch can follow one another.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, func, select
+
+from bot.intake.screen import stored_key
+from bot.routing.datum import gcj02_to_wgs84
+from bot.tickets.lifecycle import MIRRORED
+from models.enums import OPEN_STATES, Category
+from models.enums import TicketState as S
+from models.tickets import NewTicket, Ticket
+
+# a shared location is searched for this far around (degrees), beyond the radius itself: the
+# GCJ-02 offset is a few hundred metres and points are compared after conversion
+_MARGIN_DEG = 0.01
+
+_OPEN_HERE = (
+    select(Ticket.id, Ticket.number, Ticket.grid_id, Ticket.category, Ticket.place_text,
+           Ticket.lat, Ticket.lon, Ticket.datum, Ticket.channel, Ticket.reporter_user_id)
+    .where(Ticket.grid_id.in_(bindparam("grids", expanding=True)),
+           Ticket.category.in_(bindparam("categories", expanding=True)),
+           Ticket.state.in_([s.value for s in OPEN_STATES]),
+           Ticket.merged_into_id.is_(None),
+           Ticket.channel.not_in(list(MIRRORED)),
+           (Ticket.place_text.in_(bindparam("places", expanding=True))
+            | (Ticket.lat.between(bindparam("lat_lo"), bindparam("lat_hi"))
+               & Ticket.lon.between(bindparam("lon_lo"), bindparam("lon_hi")))))
+    .order_by(Ticket.id))
+_ASSIGNEES = select(Ticket.id, Ticket.assignee_id).where(
+    Ticket.id.in_(bindparam("ids", expanding=True)))
+_FOLLOWERS = (select(Ticket.merged_into_id, func.count())
+              .where(Ticket.merged_into_id.in_(bindparam("ids", expanding=True)),
+                     Ticket.state == S.MERGED.value)
+              .group_by(Ticket.merged_into_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """An open ticket a new report can follow; `id` < 0 is batch index -1 - id, not inserted
+    yet."""
+
+    id: int
+    number: str
+    grid_id: int
+    category: str
+    place: str
+    point: tuple[float, float] | None  # WGS-84
+    reporter: tuple[str, str]  # channel, user id
+
+
+def place_key(place_text: str) -> str:
+    return stored_key(place_text) if place_text else ""
+
+
+def wgs84(lat: float | None, lon: float | None, datum: str | None
+          ) -> tuple[float, float] | None:
+    if lat is None or lon is None:
+        return None
+    return gcj02_to_wgs84(lat, lon) if datum == "gcj02" else (lat, lon)
+
+
+def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance; at a few hundred metres the sphere is exact enough."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 \
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(math.sqrt(h))
+
+
+def linkable(tk: NewTicket) -> bool:
+    return tk.grid_id is not None and not tk.unrouted and tk.category != Category.OTHER.value
+
+
+def open_leads(conn: Connection, tickets: list[NewTicket], radius_m: int) -> list[Lead]:
+    """The open tickets any of these new ones could follow, oldest first."""
+    candidates = [tk for tk in tickets if linkable(tk)]
+    if not candidates:
+        return []
+    points = [p for tk in candidates if (p := (tk.lat, tk.lon))[0] is not None
+              and p[1] is not None]
+    margin = _MARGIN_DEG + radius_m / 111_000
+    lats = [float(p[0]) for p in points if p[0] is not None] or [0.0]
+    lons = [float(p[1]) for p in points if p[1] is not None] or [0.0]
+    bounds = dict(lat_lo=min(lats) - margin, lat_hi=max(lats) + margin,
+                  lon_lo=min(lons) - margin, lon_hi=max(lons) + margin) if points else \
+        dict(lat_lo=1.0, lat_hi=0.0, lon_lo=1.0, lon_hi=0.0)  # an empty range: places only
+    rows = conn.execute(_OPEN_HERE, {
+        "grids": list({tk.grid_id for tk in candidates}),
+        "categories": list({tk.category for tk in candidates}),
+        "places": list({tk.place_text for tk in candidates if tk.place_text}) or [""],
+        **bounds})
+    return [Lead(tid, number, grid or 0, cat, place_key(place), wgs84(lat, lon, datum),
+                 (channel, user))
+            for tid, number, grid, cat, place, lat, lon, datum, channel, user in rows]
+
+
+def lead_for(tk: NewTicket, leads: list[Lead], radius_m: int) -> Lead | None:
+    """The ticket `tk` follows: the earliest at the same place label, else the nearest point."""
+    if not linkable(tk):
+        return None
+    same = [ld for ld in leads if ld.grid_id == tk.grid_id and ld.category == tk.category
+            and ld.reporter != (tk.channel, tk.reporter_user_id)]
+    key = place_key(tk.place_text)
+    if key:
+        for ld in same:
+            if ld.place == key:
+                return ld
+    here = wgs84(tk.lat, tk.lon, tk.datum)
+    if here is None:
+        return None
+    near = [(metres(here, ld.point), ld.id, ld) for ld in same if ld.point is not None]
+    near = [n for n in near if n[0] <= radius_m]
+    return min(near, key=lambda n: (n[0], n[1]))[2] if near else None
+
+
+def as_lead(i: int, tk: NewTicket) -> Lead:
+    """A ticket of this batch that later reports of the same batch can follow."""
+    assert tk.grid_id is not None
+    return Lead(-1 - i, tk.number, tk.grid_id, tk.category, place_key(tk.place_text),
+                wgs84(tk.lat, tk.lon, tk.datum), (tk.channel, tk.reporter_user_id))
+
+
+def assignees(conn: Connection, ids: list[int]) -> dict[int, int | None]:
+    return {tid: who for tid, who in conn.execute(_ASSIGNEES, {"ids": ids})} if ids else {}
+
+
+def followers(conn: Connection, ids: list[int]) -> dict[int, int]:
+    """How many co-reports each of these tickets has now."""
+    if not ids:
+        return {}
+    return {tid: n for tid, n in conn.execute(_FOLLOWERS, {"ids": ids}) if tid is not None}
