@@ -14,9 +14,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, FilePayload, Page, async_playwright
 from sqlalchemy import func, select
 
+from bot.county.store import county_version
 from bot.messages import GeoPoint, Media
 from bot.reports.period import Period
 from bot.reports.table import build_report, rate_columns
@@ -29,6 +30,8 @@ from tests.test_desk import COORD_FN, COORD_XC, RESIDENT, DeskHarness, plan_this
 
 # the harness fixture, shared with the HTTP tests
 from tests.test_desk import desk as desk
+from tests.test_desk_coreports import co_reported
+from tests.test_desk_county import PHONE, sample_files, zipped
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -294,3 +297,90 @@ async def test_a_leader_on_a_phone_sees_their_grid(desk: DeskHarness, browser: B
         await phone.screenshot(path=str(SHOTS / "leader_phone.png"), full_page=True)
     finally:
         await context.close()
+
+
+async def test_a_coordinator_looks_through_their_community(desk: DeskHarness,
+                                                           page: Page) -> None:
+    await desk.report("南关农贸市场门口垃圾堆了三天没人清运")
+    await sign_in(page, await desk.link(COORD_FN))
+    await page.click("header nav >> text=辖区")
+    await page.wait_for_url("**/desk/county/grids")
+    ids = await page.locator("table.grids tbody tr").evaluate_all("rs => rs.map(r => r.id)")
+    assert ids == [f"grid-FN-0{i}" for i in range(1, 7)], ids
+    assert await page.inner_text("#grid-FN-02 td.open") == "1"
+    assert await page.inner_text("#grid-FN-02 td.leader") == "谢娟"
+    assert await page.locator(".tabs a[href='/desk/county/upload']").count() == 0
+    await shot(page, "1-grids")
+    await page.click(".tabs >> text=人员")
+    await page.wait_for_url("**/desk/county/staff")
+    assert "罗琴" in await page.inner_text("table.staff")
+    assert not PHONE.findall(await page.content())
+    await shot(page, "2-staff")
+    await page.click(".tabs >> text=地名")
+    await page.fill("input[name=q]", "南关")
+    await page.click("form.filters button")
+    await page.wait_for_url(re.compile(r"q=%E5%8D%97%E5%85%B3"))
+    names = await page.locator("table.places tbody td:first-child").all_inner_texts()
+    assert "南关农贸市场" in names and all("南关" in n for n in names), names
+    await shot(page, "3-places")
+
+
+async def test_the_centre_imports_a_county_zip_after_checking_it(desk: DeskHarness,
+                                                                page: Page) -> None:
+    await desk.join("boss", StaffRole.CENTRE)
+    await sign_in(page, await desk.link("boss"))
+    await page.goto(f"{desk.base}/desk/county/grids")
+    await page.click(".tabs >> text=导入辖区数据")
+    broken = sample_files(**{"places.csv": "grid,place\nNOPE-1,无名路\n"})
+    await page.set_input_files("input[name=file]", files=[FilePayload(
+        name="county.zip", mimeType="application/zip", buffer=zipped(broken))])
+    await page.click("#check-upload")
+    await page.locator("table.problems").wait_for()
+    assert await page.locator("#confirm-import").count() == 0
+    await shot(page, "1-refused")
+    files = sample_files()
+    files["grids.yaml"] = files["grids.yaml"].replace("name: 南关\n", "name: 南关新区\n", 1)
+    await page.set_input_files("input[name=file]", files=[FilePayload(
+        name="county.zip", mimeType="application/zip", buffer=zipped(files))])
+    await page.click("#check-upload")
+    await page.locator("#confirm-import").wait_for()
+    assert await page.inner_text("#diff-grids td.changed") == "1"
+    assert await page.inner_text("#diff-places td.added") == "0"
+    await shot(page, "2-preview")
+    async with desk.app.deps.sm() as s:
+        before = await county_version(s)
+    await page.click("#confirm-import")
+    await page.locator(".up-done").wait_for()
+    assert f"第 {before + 1} 版" in await page.inner_text(".up-done")
+    await shot(page, "3-imported")
+    assert desk.app.deps.county.index.grids["FN-02"].name == "南关新区"
+    await page.click(".tabs >> text=网格")
+    assert "南关新区" in await page.inner_text("#grid-FN-02")
+
+
+async def test_a_co_report_is_split_off_from_the_tickets_page(desk: DeskHarness,
+                                                             page: Page) -> None:
+    lead, child = await co_reported(desk)
+    await sign_in(page, await desk.link(COORD_FN))
+    await page.click(".tabs >> text=附议")
+    await page.wait_for_url("**/desk/queue/coreports")
+    assert await page.inner_text(f"#row-{lead.id} .followers") == "1 人附议"
+    await shot(page, "0-queue")
+    await page.click(f"text={lead.number}")
+    await page.wait_for_url(f"**/desk/tickets/{lead.id}")
+    await page.evaluate("window.stillHere = true")  # gone if the page reloads
+    row = page.locator(f"#co-{child.id}")
+    assert await row.locator(".reporter").inner_text() == "李大爷"
+    assert not PHONE.findall(await page.content())
+    await shot(page, "1-co-report")
+    await row.locator("button.split").click()
+    await page.locator("#coreports.done").wait_for()
+    assert await page.locator(f"#co-{child.id}").count() == 0
+    assert f"已拆分：工单 {child.number} 单独办理" in await page.inner_text("#coreports .answer")
+    assert await page.evaluate("window.stillHere") is True
+    await shot(page, "2-split")
+    async with desk.app.deps.sm() as s:
+        split = await s.get(Ticket, child.id)
+    assert split is not None and split.merged_into_id is None and split.state in OPEN_STATES
+    await page.goto(f"{desk.base}/desk/queue/coreports")
+    assert await page.locator(f"#row-{lead.id}").count() == 0

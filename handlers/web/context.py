@@ -15,6 +15,7 @@ from handlers.web import staff as staff_mod
 from handlers.web.links import Links
 from handlers.web.security import IpWindow, signed_in
 from handlers.web.staff import Staff
+from handlers.web.uploads import Uploads
 
 
 @dataclass
@@ -23,6 +24,7 @@ class DeskState:
     settings: Settings
     links: Links
     sign_ins: IpWindow = field(default_factory=IpWindow)
+    uploads: Uploads = field(default_factory=Uploads)  # county zips awaiting confirmation
 
     @property
     def tz(self) -> ZoneInfo:

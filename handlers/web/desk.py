@@ -15,7 +15,16 @@ from aiohttp_session import get_session, session_middleware
 from bot.app import App
 from bot.notify.texts import category_label, t
 from config.settings import Settings
-from handlers.web import auth, callbacks_view, map_view, queue_view, rates_view, ticket_view
+from handlers.web import (
+    auth,
+    callbacks_view,
+    county_upload,
+    county_view,
+    map_view,
+    queue_view,
+    rates_view,
+    ticket_view,
+)
 from handlers.web.context import DESK_KEY, DeskState
 from handlers.web.links import Links
 from handlers.web.security import csp, csrf_token, headers_middleware, storage
@@ -85,6 +94,8 @@ def build(app: App, settings: Settings, secret: str) -> web.Application:
     map_view.add_routes(desk)
     rates_view.add_routes(desk)
     callbacks_view.add_routes(desk)
+    county_view.add_routes(desk)
+    county_upload.add_routes(desk)
     desk.router.add_static("/static/", HERE / "static")
     desk[aiohttp_jinja2.static_root_key] = "/desk/static"
     return desk

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.county.index import CountyIndex
@@ -17,7 +17,7 @@ from models.enums import TicketState as S
 from models.tickets import Ticket
 
 PAGE = 50
-QUEUES = ("unrouted", "overdue", "returned", "rating", "open")
+QUEUES = ("unrouted", "overdue", "returned", "rating", "open", "coreports")
 
 
 def _queue(name: str, now: datetime) -> ColumnElement[bool]:
@@ -40,6 +40,7 @@ class Filters:
     grid: str = ""
     category: str = ""
     source: str = ""  # a channel name
+    priority: str = ""  # urgent | normal (bot.tickets.sla)
     first: date | None = None  # local days, both included
     last: date | None = None
 
@@ -47,11 +48,12 @@ class Filters:
     def parse(cls, q: Mapping[str, str]) -> Filters:
         return cls(q.get("community", "")[:32], q.get("grid", "")[:32],
                    q.get("category", "")[:16], q.get("source", "")[:16],
-                   _day(q.get("from", "")), _day(q.get("to", "")))
+                   q.get("priority", "")[:8], _day(q.get("from", "")), _day(q.get("to", "")))
 
     def query(self) -> dict[str, str]:
         out = {"community": self.community, "grid": self.grid, "category": self.category,
-               "source": self.source, "from": self.first.isoformat() if self.first else "",
+               "source": self.source, "priority": self.priority,
+               "from": self.first.isoformat() if self.first else "",
                "to": self.last.isoformat() if self.last else ""}
         return {k: v for k, v in out.items() if v}
 
@@ -67,6 +69,8 @@ class Filters:
             out.append(Ticket.category == self.category)
         if self.source:
             out.append(Ticket.channel == self.source)
+        if self.priority:
+            out.append(Ticket.priority == self.priority)
         if self.first:
             out.append(Ticket.created_at >= datetime.combine(self.first, time(0), tz))
         if self.last:
@@ -89,6 +93,29 @@ async def page(s: AsyncSession, staff: Staff, name: str, filters: Filters, idx: 
     if before is not None:
         q = q.where(Ticket.id < before)
     return (await s.scalars(q.order_by(Ticket.id.desc()).limit(PAGE))).all()
+
+
+def followed_query(staff: Staff, filters: Filters, idx: CountyIndex, tz: ZoneInfo,
+                   before: int | None = None) -> Select[Ticket, int]:
+    """附议: tickets others' reports follow, with how many, newest first; closed ones drop
+    out (a rejected one stays, so its co-reports can be split off and handled).
+
+    Counted from the followers' side, on tickets.merged_into_id's index: the work grows with
+    the co-reports there are, not with the tickets."""
+    counts = select(Ticket.merged_into_id.label("lead"), func.count().label("n")).where(
+        Ticket.merged_into_id.is_not(None))
+    if before is not None:
+        counts = counts.where(Ticket.merged_into_id < before)
+    sub = counts.group_by(Ticket.merged_into_id).subquery()
+    return (select(Ticket, sub.c.n).join(sub, Ticket.id == sub.c.lead)
+            .where(staff.sees(), Ticket.state != S.CLOSED, *filters.where(idx, tz))
+            .order_by(Ticket.id.desc()).limit(PAGE))
+
+
+async def followed(s: AsyncSession, staff: Staff, filters: Filters, idx: CountyIndex,
+                   tz: ZoneInfo, before: int | None = None) -> list[tuple[Ticket, int]]:
+    rows = await s.execute(followed_query(staff, filters, idx, tz, before))
+    return [(tk, n) for tk, n in rows.all()]
 
 
 def hours_late(ticket: Ticket, now: datetime) -> int | None:

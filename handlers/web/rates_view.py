@@ -23,7 +23,7 @@ from bot.reports.xlsx import write_report_xlsx
 from handlers.web.context import DESK_KEY, DeskState, current
 
 T = TypeVar("T")
-BYS: tuple[By, ...] = ("community", "grid", "worker")
+BYS: tuple[By, ...] = ("community", "grid", "worker", "partner")  # build_report's groupings
 MAX_WEEKS = 26
 
 

@@ -71,15 +71,21 @@ def csrf_token(session: Session) -> str:
     return token
 
 
-async def csrf_ok(request: web.Request) -> bool:
-    session = await get_session(request)
+def csrf_matches(session: Session, sent: str) -> bool:
     expected = session.get("csrf")
     if not isinstance(expected, str):
+        return False
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
+async def csrf_ok(request: web.Request) -> bool:
+    session = await get_session(request)
+    if not isinstance(session.get("csrf"), str):
         return False
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
         sent = str((await request.post()).get(CSRF_FIELD, ""))
-    return hmac.compare_digest(sent.encode(), expected.encode())
+    return csrf_matches(session, sent)
 
 
 def signed_in(session: Session, hours: float, now: float) -> tuple[int, int | None] | None:

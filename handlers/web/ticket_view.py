@@ -12,11 +12,13 @@ from sqlalchemy import select
 from bot.callbacks import texts as _callback_texts  # noqa: F401  (rating words)
 from bot.delivery.media import MediaRefused
 from bot.messages import MAX_ID
+from handlers.web import coreports_view, sources
 from handlers.web.context import DESK_KEY, current
 from handlers.web.map_view import ticket_map
 from handlers.web.queue_view import row_for
 from handlers.web.staff import Staff
 from models.callbacks import REACHED, CallbackCall
+from models.partners import Partner
 from models.tickets import Attachment, Ticket, TicketEvent
 
 
@@ -57,6 +59,10 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         photos = (await s.scalars(select(Attachment.media_sha).where(
             Attachment.ticket_id == tk.id, Attachment.kind == "photo",
             Attachment.media_sha.is_not(None)).order_by(Attachment.id))).all()
+        follows = await s.get(Ticket, tk.merged_into_id) if tk.merged_into_id else None
+        found = await coreports_view.followers(s, tk.id)
+        partner = await s.scalar(select(Partner.name).where(Partner.id == tk.partner_id)) \
+            if tk.partner_id else None
     now = state.app.deps.clock()
 
     def local(at: datetime | None) -> str:
@@ -66,6 +72,9 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         "row": row_for(state, staff, tk, now), "t_": tk, "events": events, "local": local,
         "photos": list(dict.fromkeys(photos)), "calls": calls,
         "co_reports": sum(1 for e in events if e.kind == "repeat"),
+        "follows": follows, "follows_seen": follows is not None and staff.may_see(follows),
+        "source": sources.label(tk.channel), "partner": partner,
+        **coreports_view.section(state, staff, tk, found),
         "deadlines": [("ack", local(tk.ack_due_at), _met(tk.acknowledged_at, tk.ack_due_at, now)),
                       ("resolve", local(tk.resolve_due_at),
                        _met(tk.resolved_at, tk.resolve_due_at, now))],
