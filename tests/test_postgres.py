@@ -83,3 +83,44 @@ async def test_sweepers_on_two_instances_handle_each_due_ticket_once(
             Outbox.chat_id == "-100"))
     assert unrouted == 40
     assert told == 80  # one question at intake, one "moved to the community queue" each
+
+
+async def test_merges_both_ways_at_once_apply_one_and_never_deadlock(
+    two_instances: tuple[App, App],
+) -> None:
+    """合并 A 到 B on one instance while 合并 B 到 A runs on the other: the rows are locked in
+    id order, so one merge happens and the other is refused, with no deadlock error."""
+    from bot.deps import Ctx
+    from bot.people.onboarding import create_invite
+    from models.enums import StaffRole
+
+    a, b = two_instances
+    async with a.deps.sm() as s, s.begin():
+        inv = await create_invite(s, StaffRole.COORDINATOR, grid=None, community="FN",
+                                  now=a.deps.clock(), ttl_days=7)
+    await a.core.on_start(Ctx("telegram", "900", "周主任", "900", ChatKind.PRIVATE, "j"),
+                          inv.code)
+    first = (await a.core.on_message(report(1, "报事 南关村口垃圾没人清"))).outcome
+    second = (await a.core.on_message(report(2, "报事 社岭村口路灯坏了"))).outcome
+    assert first and second and first.number and second.number
+
+    def merge(i: int, frm: str, to: str) -> Inbound:
+        return Inbound(channel="telegram", external_id=f"900:{i}", chat_id="900",
+                       chat_kind=ChatKind.PRIVATE, sender_id="900", sender_name="周主任",
+                       text=f"合并 {frm} 到 {to}", message_id=str(i))
+
+    for _round in range(5):
+        await asyncio.gather(
+            a.core.on_message(merge(100 + _round * 2, first.number, second.number)),
+            b.core.on_message(merge(101 + _round * 2, second.number, first.number)))
+        async with a.deps.sm() as s:
+            states = sorted((await s.scalars(select(Ticket.state).where(
+                Ticket.number.in_([first.number, second.number])))).all())
+        assert states == [S.ASSIGNED.value, S.MERGED.value]
+        async with a.deps.sm() as s, s.begin():  # split again for the next round
+            merged = await s.scalar(select(Ticket.number).where(
+                Ticket.state == S.MERGED.value))
+        await a.core.on_message(Inbound(
+            channel="telegram", external_id=f"900:s{_round}", chat_id="900",
+            chat_kind=ChatKind.PRIVATE, sender_id="900", sender_name="周主任",
+            text=f"拆分 {merged}", message_id=f"s{_round}"))

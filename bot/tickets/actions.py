@@ -7,6 +7,7 @@ from dataclasses import replace
 from functools import partial
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Ctx, Deps
@@ -16,6 +17,7 @@ from bot.notify.tell import NO_CHAT_BACK, send_card, tell_resident, tell_staff, 
 from bot.notify.texts import category_label, t
 from bot.people import directory
 from bot.tickets import assign
+from bot.tickets import merge as merging
 from bot.tickets.asking import cancel_button, check, clear_pending_for, set_pending
 from bot.tickets.lifecycle import SYSTEM, Actor, Refused, rate_co_report, record, transition
 from models.enums import ACTIVE, Category, Role, Satisfaction, StaffRole
@@ -272,20 +274,26 @@ async def _remark(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: 
 async def _merge(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                  arg: str) -> str:
     """合并 from a form (the desk): `arg` is the full number of the ticket this one joins."""
-    from bot.tickets import merge as merging
     number = arg.strip().upper()
     if not re.fullmatch(rf"{re.escape(deps.prefix)}-\d{{8}}-\d{{4,6}}", number):
         raise Refused(t("coord.merge_usage", actor.lang))
-    into = await s.scalar(select(Ticket).where(Ticket.number == number).with_for_update())
-    if into is None:
+    into_id = await s.scalar(select(Ticket.id).where(Ticket.number == number))
+    if into_id is None:
         raise Refused(t("status.not_found", actor.lang, number=number))
+    # `ticket` is locked already; taking a lower id after it could deadlock with a 合并 the
+    # other way round, so that one is taken only if free (PostgreSQL; SQLite serialises)
+    try:
+        into = await s.get(Ticket, into_id, populate_existing=True,
+                           with_for_update={"nowait": into_id < ticket.id})
+    except DBAPIError as e:
+        raise Refused(t("coord.merge_busy", actor.lang, number=number)) from e
+    assert into is not None
     return await merging.merge_into(s, deps, ctx, ticket, into)
 
 
 async def _split(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor: Actor,
                  arg: str) -> str:
     """拆分 from a form (the desk): the co-report pressed on becomes a ticket of its own."""
-    from bot.tickets import merge as merging
     if arg:
         raise Refused(t("worker.not_allowed", actor.lang))
     return await merging.split_off(s, deps, ctx, ticket)

@@ -109,15 +109,18 @@ async def _merge_or_split(s: AsyncSession, deps: Deps, ctx: Ctx, said: Said) -> 
         if not await directory.standing_roles(s, ctx.channel, ctx.user_id):
             raise NotMeant
         raise Refused(usage)
-    ticket = await _ticket(s, deps, ctx, said)
     if said.verb == "split":
-        return await merging.split_off(s, deps, ctx, ticket)
+        return await merging.split_off(s, deps, ctx, await _ticket(s, deps, ctx, said))
     target = merging.target_words(said.rest)
     if not re.fullmatch(rf"(?:{re.escape(deps.prefix)}-?)?(?:\d{{8}}-)?\d{{1,6}}", target,
                         re.I):
         raise Refused(usage)
-    into = await _ticket(s, deps, ctx, Said(said.verb, target.upper(), ""))
-    return await merging.merge_into(s, deps, ctx, ticket, into)
+    # both rows locked in id order: 合并 A 到 B and 合并 B 到 A at once must not deadlock
+    found = [await _ticket(s, deps, ctx, said, lock=False),
+             await _ticket(s, deps, ctx, Said(said.verb, target.upper(), ""), lock=False)]
+    for tk in sorted(found, key=lambda tk: tk.id):
+        await s.refresh(tk, with_for_update=True)
+    return await merging.merge_into(s, deps, ctx, *found)
 
 
 def _grid_code(deps: Deps, text: str) -> str | None:
@@ -131,13 +134,14 @@ def _grid_code(deps: Deps, text: str) -> str | None:
     return None
 
 
-async def _ticket(s: AsyncSession, deps: Deps, ctx: Ctx, said: Said) -> Ticket:
+async def _ticket(s: AsyncSession, deps: Deps, ctx: Ctx, said: Said, *, lock: bool = True
+                  ) -> Ticket:
     person_id = await _person(s, ctx)
     whose, states = _WAITING[said.verb]
     mine = or_(Ticket.assignee_id == person_id if person_id is not None else False,
                (Ticket.channel == ctx.channel) & (Ticket.reporter_user_id == ctx.user_id),
                partners.handed_to(person_id))
-    q = select(Ticket).with_for_update()
+    q = select(Ticket).with_for_update() if lock else select(Ticket)
     if said.number is None:
         if whose == "reporter":
             q = q.where(Ticket.channel == ctx.channel, Ticket.reporter_user_id == ctx.user_id)

@@ -36,6 +36,7 @@ ZH = {
     "coord.split_usage": "请写上要拆出来的工单号，例如：拆分 FS-20261130-0007",
     "coord.merge_not_allowed": "合并和拆分由工单所在社区的工作人员或县指挥中心操作。未作改动。",
     "coord.merge_same": "两个工单号是同一张工单，未作改动。",
+    "coord.merge_busy": "工单 {number} 正在被别人处理，请稍后再试。未作改动。",
     "coord.merge_closed": "工单 {number} 已{state}，不能合并。未作改动。",
     "coord.merge_follows": "工单 {number} 已并入 {into}，请写 {into}。未作改动。",
     "coord.merged": "已将工单 {number} 并入 {into}，现共 {n} 人反映，进展会一并告诉他们。",
@@ -54,6 +55,8 @@ EN = {
     "coord.merge_not_allowed": "Merging and splitting are for the ticket's community staff or "
                                "the command centre. Nothing was changed.",
     "coord.merge_same": "Both numbers are the same ticket. Nothing was changed.",
+    "coord.merge_busy": "Ticket {number} is being changed by someone else; try again in a "
+                        "moment. Nothing was changed.",
     "coord.merge_closed": "Ticket {number} is {state} and cannot be merged. Nothing was changed.",
     "coord.merge_follows": "Ticket {number} was merged into {into}; use {into}. "
                            "Nothing was changed.",
