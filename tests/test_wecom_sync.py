@@ -77,3 +77,15 @@ def test_only_mainland_mobiles_are_looked_up() -> None:
     assert mobile("+86 139-0357-0101") == "13903570101"
     assert mobile("0357-7010101") is None  # a landline finds nobody
     assert mobile("") is None
+
+
+async def test_a_partner_units_contact_in_the_corp_is_bound_too(
+        loaded_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """转办: partners.csv's contacts act on tickets handed to their unit; one who is in the
+    corp's WeCom directory is bound like staff (config/sample/partners.csv: 张经理)."""
+    async with FakeWeCom(CORP_ID, SECRET, AGENT_ID,
+                         users={**KNOWN, "17000009001": "zhangjingli"}) as api:
+        settings = wecom_settings(loaded_settings, api)
+        assert await run_sync(settings) == 0
+        assert (await _bound(settings))["张经理"] == "zhangjingli"
+        assert "17000009001" not in capsys.readouterr().out

@@ -28,6 +28,7 @@ from handlers.wecom.api import WeComClient
 from models.base import utcnow
 from models.db import make_engine, make_sessionmaker
 from models.enums import Channel
+from models.partners import PartnerContact
 from models.people import Identity, Person, StaffAssignment
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ def mobile(phone: str) -> str | None:
 
 
 async def _staff(s: AsyncSession) -> list[Person]:
-    ids = select(StaffAssignment.person_id).where(StaffAssignment.active.is_(True))
+    """The county's staff and the partner units' contacts (转办) listed with a phone."""
+    ids = select(StaffAssignment.person_id).where(StaffAssignment.active.is_(True)).union(
+        select(PartnerContact.person_id).where(PartnerContact.active.is_(True)))
     return list(await s.scalars(select(Person).where(Person.active.is_(True),
                                                      Person.id.in_(ids)).order_by(Person.id)))
 
