@@ -1,5 +1,5 @@
-"""The web desk over HTTP with 100,000 tickets: p95 of the queue, a ticket, the map's data
-and the rates page.
+"""The web desk over HTTP with 100,000 tickets (4,000 of them co-reports): p95 of the queue
+(the co-reports queue among them), a ticket, the map's data and the rates page.
 
 Fills a migrated SQLite file with bench/report.py's tickets (6 communities, 150 grids, a
 spread of states, ~4.7 events a ticket), adds a square boundary per grid and a location to
@@ -59,6 +59,9 @@ def extras(path: Path) -> None:
                        "VALUES (?, ?, 'wgs84', 1)", rows)
         db.execute("UPDATE tickets SET lat = 35.95 + (id % 400) * 0.0001, "
                    "lon = 111.80 + (id % 600) * 0.0001, datum = 'wgs84' WHERE id % 3 = 0")
+        # one report in 25 follows the ticket before it (附议), for the co-reports queue
+        db.execute("UPDATE tickets SET state = 'merged', merged_into_id = id - 1, "
+                   "escalation_at = NULL, assignee_id = NULL WHERE id % 25 = 0")
         db.execute("INSERT INTO people (id, name, phone, active) VALUES (9999, '指挥中心', '', 1)")
         db.execute("INSERT INTO staff_assignments (person_id, role, active, source) "
                    "VALUES (9999, 'centre', 1, 'invite')")
@@ -112,7 +115,8 @@ async def run(path: Path, n: int, rounds: int) -> dict[str, float]:
                 assert r.url.path.startswith("/desk/queue/"), r.url
             rng = random.Random(7)
             ids = [rng.randint(1, n) for _ in range(rounds + 3)]
-            queues = ["unrouted", "overdue", "returned", "rating", "open", "open?community=C3",
+            queues = ["unrouted", "overdue", "returned", "rating", "open", "coreports",
+                      "open?community=C3",
                       "overdue?grid=G042", "open?from=2026-06-01&to=2026-06-30"]
             figures = {}
             for name, urls in (
