@@ -95,6 +95,8 @@ class Outbound:
     remember: bool = False
     # the outbox row and part, the same on every try (a connector can drop a repeat); not stored
     key: str | None = field(default=None, compare=False)
+    # quiet hours: kept back until then, without holding up the chat's other messages
+    hold_until: datetime | None = field(default=None, compare=False)
 
     def payload(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies and was a tenth of intake's CPU time

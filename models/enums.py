@@ -94,6 +94,7 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     DEAD = "dead"
     COALESCED = "coalesced"
+    HELD = "held"  # a staff notice waiting out the quiet hours; released by the sweeper
 
 
 class Category(StrEnum):

@@ -89,7 +89,7 @@ async def _unsatisfied(s: AsyncSession, deps: Deps, call: CallbackCall, actor: A
         return t("callback.told_leader", actor.lang, ticket=ticket.number,
                  state=t(f"state.{ticket.state}", actor.lang))
     transition(s, ticket, S.ASSIGNED, SYSTEM, now=now, cfg=deps.sla)
-    await send_card(s, deps, ticket, "card.reopened")
+    await send_card(s, deps, ticket, "card.reopened", quiet=True)
     worker = await directory.contact(s, ticket.assignee_id, ticket.channel) \
         if ticket.assignee_id else None
     await tell_staff(s, deps, StaffRole.LEADER, ticket, "leader.callback_unsatisfied",

@@ -80,9 +80,9 @@ def outbox_values(msg: Outbound, now: datetime) -> dict[str, Any]:
         "chat_kind": ChatKind(msg.chat_kind).value,
         "payload": msg.payload(),
         "ticket_id": msg.ticket_id,
-        "status": PENDING,
+        "status": OutboxStatus.HELD.value if msg.hold_until and msg.hold_until > now else PENDING,
         "attempts": 0,
-        "next_attempt_at": now,
+        "next_attempt_at": msg.hold_until if msg.hold_until and msg.hold_until > now else now,
         "created_at": now,
     }
 

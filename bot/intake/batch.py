@@ -25,7 +25,7 @@ from bot.notify.texts import t
 from bot.people import directory
 from bot.sqlutil import insert_for
 from bot.tickets.lifecycle import co_report, opening, repeat
-from bot.tickets.sla import SlaConfig
+from bot.tickets.sla import SlaConfig, priority_for
 from models.enums import ChatKind, RouteStatus, StaffRole
 from models.tickets import (
     Attachment,
@@ -328,9 +328,13 @@ class Batch:
                                                    number=lead_number, n=n,
                                                    text=tk.text[:100]), leads[i])
                 if msg:
-                    out.append(msg)
+                    # the leading ticket's: the same category at the same place
+                    out.append(self._quietly(msg, priority_for(tk.category, self.sla)))
         conn.execute(_INSERT_EVENTS, rows)
         return out
+
+    def _quietly(self, msg: Outbound, priority: str) -> Outbound:
+        return compose.quietly(msg, priority, self.now, self.sla)
 
     def _ask_details(self, ib: Inbound) -> Outbound:
         return Outbound(channel=ib.channel, chat_id=ib.chat_id, chat_kind=ib.chat_kind,
@@ -389,7 +393,7 @@ class Batch:
                                              n=self.per_minute, number=tk.number,
                                              text=tk.text[:100]), tk.id)
                 if msg:
-                    out.append(msg)
+                    out.append(self._quietly(msg, tk.priority))
         return out
 
     def _replies(
@@ -417,7 +421,7 @@ class Batch:
                 card = compose.worker_card(ticket, worker, idx.label(
                     idx.grids_by_id[ticket.grid_id].code), self.sla.tz, photos=photos)
                 if card is not None:
-                    msgs.append(card)
+                    msgs.append(self._quietly(card, ticket.priority))
         else:
             key = "ticket.ask_place" if candidates else "ticket.ask_place_unknown"
             buttons = compose.place_buttons(
@@ -460,7 +464,7 @@ class Batch:
                     if centre is None:
                         centre = directory.staff_on(conn, StaffRole.CENTRE, "all", ())
                     people = [c for _post, c in centre]
-                msgs = [m for c in people if (m := compose.staff_note(
+                msgs = [self._quietly(m, tk.priority) for c in people if (m := compose.staff_note(
                     c, t("coord.no_worker", c.lang, number=tk.number, grid=grid), tk.id))]
                 if msgs:
                     out += msgs

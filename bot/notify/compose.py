@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.messages import Action, Button, Outbound
 from bot.notify.texts import category_label, t
 from bot.people.directory import Contact
+from bot.tickets.sla import URGENT, SlaConfig, quiet_until
 from models.enums import ACTIVE, ChatKind, TicketState
 from models.tickets import NewTicket, Ticket
 
@@ -62,6 +63,14 @@ def worker_card(
         buttons=worker_buttons(ticket.id, lang, ticket.state), photos=list(photos or []),
         ticket_id=ticket.id, remember=True,
     )
+
+
+def quietly(msg: Outbound, priority: str, now: datetime, cfg: SlaConfig) -> Outbound:
+    """A notice to staff about a normal ticket waits out the quiet hours (QUIET_HOURS);
+    urgent ones wake them."""
+    if priority != URGENT:
+        msg.hold_until = quiet_until(now, cfg)
+    return msg
 
 
 def staff_note(to: Contact, text: str, ticket_id: int | None,

@@ -92,7 +92,7 @@ async def tell_staff(s: AsyncSession, deps: Deps, role: StaffRole, ticket: Ticke
     for _a, c in targets:
         msg = compose.staff_note(c, t(key, c.lang, number=ticket.number, **kw), ticket.id, buttons)
         if msg:
-            enqueue(s, msg)
+            enqueue(s, compose.quietly(msg, ticket.priority, deps.clock(), deps.sla))
             sent += 1
     return sent
 
@@ -113,7 +113,10 @@ async def tell_up(s: AsyncSession, deps: Deps, ticket: Ticket, key: str, start: 
     return None
 
 
-async def send_card(s: AsyncSession, deps: Deps, ticket: Ticket, title: str = "card.title") -> bool:
+async def send_card(s: AsyncSession, deps: Deps, ticket: Ticket, title: str = "card.title", *,
+                    quiet: bool = False) -> bool:
+    """The ticket's card to its worker; `quiet`: a new assignment, which waits out the quiet
+    hours when the ticket is not urgent (a card a worker asked for comes at once)."""
     if ticket.assignee_id is None:
         return False
     c = await directory.contact(s, ticket.assignee_id, ticket.channel)
@@ -127,7 +130,7 @@ async def send_card(s: AsyncSession, deps: Deps, ticket: Ticket, title: str = "c
         if c else None
     if card is None:
         return False
-    enqueue(s, card)
+    enqueue(s, compose.quietly(card, ticket.priority, deps.clock(), deps.sla) if quiet else card)
     return True
 
 

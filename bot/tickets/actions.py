@@ -125,7 +125,7 @@ async def _reopen(s: AsyncSession, deps: Deps, ticket: Ticket, actor: Actor, not
     now = deps.clock()
     transition(s, ticket, S.REOPENED, actor, now=now, cfg=deps.sla, note=note)
     transition(s, ticket, S.ASSIGNED, SYSTEM, now=now, cfg=deps.sla)
-    await send_card(s, deps, ticket, "card.reopened")
+    await send_card(s, deps, ticket, "card.reopened", quiet=True)
     worker = await directory.contact(s, ticket.assignee_id, ticket.channel) \
         if ticket.assignee_id else None
     await tell_staff(s, deps, StaffRole.LEADER, ticket, "leader.reopened",

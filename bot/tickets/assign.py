@@ -31,7 +31,7 @@ async def assign_to_grid(s: AsyncSession, deps: Deps, ticket: Ticket, grid_code:
     place(s, ticket, grid_id=grid.id, community_id=grid.community_id,
           assignee_id=workers[0][1].person_id if workers else None, actor=actor,
           now=deps.clock(), cfg=deps.sla, note=note)
-    if not await send_card(s, deps, ticket, title):
+    if not await send_card(s, deps, ticket, title, quiet=True):
         await tell_up(s, deps, ticket, "coord.no_worker", StaffRole.COORDINATOR,
                       grid=idx.grid_name(grid.id))
     await clear_pending_for(s, ticket.id, "place")

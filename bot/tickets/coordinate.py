@@ -189,7 +189,7 @@ async def _reassign(s: AsyncSession, deps: Deps, ctx: Ctx, ticket: Ticket, actor
     place(s, ticket, grid_id=grid.id, community_id=grid.community_id,
           assignee_id=person.person_id if person else None, actor=actor, now=deps.clock(),
           cfg=deps.sla, note=f"改派：{idx.grid_name(before_grid)} → {idx.grid_name(grid.id)}{who}")
-    if not await send_card(s, deps, ticket, "card.reassigned"):
+    if not await send_card(s, deps, ticket, "card.reassigned", quiet=True):
         await tell_up(s, deps, ticket, "coord.no_worker", StaffRole.COORDINATOR,
                       grid=idx.grid_name(grid.id))
     await clear_pending_for(s, ticket.id, "place")

@@ -111,7 +111,8 @@ async def _send_on(s: AsyncSession, deps: Deps, ticket: Ticket,
         who = "centre" if told == "ticket.unrouted_centre" else "coordinator"
         return t("offline.filed_unrouted", lang, number=number, who=t(f"who.{who}", lang))
     grid = deps.county.index.grid_name(ticket.grid_id)
-    if await send_card(s, deps, ticket, "card.offline") and worker is not None:
+    quiet = worker is None or worker.person_id != filer.person_id  # not the filer's own card
+    if await send_card(s, deps, ticket, "card.offline", quiet=quiet) and worker is not None:
         if worker.person_id == filer.person_id:
             return t("offline.filed_self", lang, number=number, grid=grid)
         return t("offline.filed", lang, number=number, grid=grid, worker=worker.name)

@@ -21,7 +21,7 @@ from bot.deps import Ctx, Deps
 from bot.messages import Inbound, Outbound
 from bot.notify import compose
 from bot.notify.compose import local
-from bot.notify.tell import tell_resident
+from bot.notify.tell import NO_CHAT_BACK, tell_resident
 from bot.notify.texts import category_label, register, t
 from bot.people import directory
 from bot.reports.brief import mask_phones
@@ -72,6 +72,8 @@ ZH = {
     "partner.worker_acked": "工单 {number}：{unit}{name}已接单。",
     "partner.worker_progress": "工单 {number}：{unit}{name}报进展：{note}",
     "partner.worker_resolved": "工单 {number}：{unit}{name}已办结：{note}。等待居民评价。",
+    "partner.worker_resolved_no_chat": "工单 {number}：{unit}{name}已办结：{note}。"
+                                       "报事人无法在线确认，{days} 天后自动结案。",
     "partner.photo": "[图片]",
 }
 EN = {
@@ -112,6 +114,9 @@ EN = {
     "partner.worker_progress": "Ticket {number}: progress from {name} of {unit}: {note}",
     "partner.worker_resolved": "Ticket {number}: {name} of {unit} resolved it: {note}. "
                                "Waiting for the resident's rating.",
+    "partner.worker_resolved_no_chat": "Ticket {number}: {name} of {unit} resolved it: "
+                                       "{note}. The reporter cannot confirm online; it "
+                                       "closes by itself in {days} days.",
     "partner.photo": "[photo]",
 }
 register(ZH, EN)
@@ -335,7 +340,10 @@ async def step(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound, ticket: Ticke
     if not said.rest and not ib.media:
         raise Refused(t("partner.resolve_usage", actor.lang, number=ticket.number))
     done = await actions.finish_resolve(s, deps, ctx, ticket, said.rest, ib.media)
-    await _tell_worker(s, ticket, "partner.worker_resolved", actor, name, note=said.rest)
+    no_chat = ticket.channel in NO_CHAT_BACK  # 代报: nobody rates it in a chat
+    await _tell_worker(s, ticket, "partner.worker_resolved_no_chat" if no_chat
+                       else "partner.worker_resolved", actor, name, note=said.rest,
+                       days=deps.sla.confirm_days)
     return done
 
 
@@ -361,12 +369,13 @@ async def _progress(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound, ticket: 
 
 
 async def _tell_worker(s: AsyncSession, ticket: Ticket, key: str, actor: Actor, unit: str,
-                       note: str = "") -> None:
+                       note: str = "", **kw: object) -> None:
     """One short note to the worker who stays responsible (a photo alone reads as [图片])."""
     if ticket.assignee_id is None:
         return
     c = await directory.contact(s, ticket.assignee_id, ticket.channel)
     if c is not None:
         enqueue_note(s, c, t(key, c.lang, number=ticket.number, unit=unit,
-                             name=actor.name or "", note=note or t("partner.photo", c.lang)),
+                             name=actor.name or "", note=note or t("partner.photo", c.lang),
+                             **kw),
                      ticket.id)

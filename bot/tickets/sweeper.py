@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.deps import Deps
@@ -22,9 +23,9 @@ from bot.tickets.lifecycle import (
     transition,
 )
 from bot.tickets.sla import URGENT, quiet_until
-from models.enums import ACTIVE
+from models.enums import ACTIVE, OutboxStatus
 from models.enums import TicketState as S
-from models.tickets import Ticket
+from models.tickets import Outbox, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,28 @@ async def _act(s: AsyncSession, deps: Deps, ticket: Ticket) -> None:
     refresh_escalation(ticket, deps.sla)
 
 
+async def release_held(deps: Deps) -> int:
+    """Staff notices kept back for the quiet hours go out once they are over. Most ticks
+    find none: a read first, so the write lock is taken only when there is work."""
+    now = deps.clock()
+    due = and_(Outbox.status == OutboxStatus.HELD.value, Outbox.next_attempt_at <= now)
+    async with deps.reader()() as s:
+        if await s.scalar(select(Outbox.id).where(due).limit(1)) is None:
+            return 0
+    async with deps.sm() as s, s.begin():
+        done = await s.execute(update(Outbox).where(due).values(
+            status=OutboxStatus.PENDING.value, next_attempt_at=now))
+    deps.wake_outbox()
+    return int(cast(CursorResult[Any], done).rowcount or 0)
+
+
 async def run_sweeper(deps: Deps, stop: asyncio.Event, every: float) -> None:
     while not stop.is_set():
         try:
             for _ in range(50):  # bounded: a backlog drains over a few ticks, never spins
                 if await sweep_once(deps) == 0:
                     break
+            await release_held(deps)
         except Exception:
             log.exception("sweep failed; will retry")
         try:

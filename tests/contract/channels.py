@@ -1,6 +1,7 @@
 """One interface over each channel adapter, so the core's stories run on every channel.
 
-People are named by role ("resident", "neighbour", "worker", "worker3", "leader", "coord");
+People are named by role ("resident", "neighbour", "worker", "worker3", "leader", "coord",
+"centre", and "partner": the contact of a partner unit, who joins by that unit's invite);
 each adapter maps them to its own ids and chats. `choose` is whatever the channel offers for a
 button: a callback on Telegram, `#N` in the console, a numbered reply on the minimal channel.
 """
@@ -22,6 +23,7 @@ from bot.app import App
 from bot.deps import Ctx
 from bot.messages import Outbound
 from bot.people.onboarding import create_invite
+from bot.people.partners import create_partner_invite
 from handlers.console import GROUP as CONSOLE_GROUP
 from handlers.console import Console, ConsoleSender, ConsoleState
 from handlers.http import make_web_app, start_site
@@ -49,6 +51,8 @@ STAFF = {
     "leader": (StaffRole.LEADER, "FN-02"), "coord": (StaffRole.COORDINATOR, "FN"),
     "centre": (StaffRole.CENTRE, ""),
 }
+# a partner unit's contact: (the unit's code in partners.csv, the contact it lists)
+PARTNERS = {"partner": ("WY-HD", "张经理")}
 
 
 class Channel(Protocol):
@@ -67,7 +71,13 @@ class Channel(Protocol):
 
 
 async def invite_code(app: App, who: str) -> str:
-    """A real invite for `who`'s role and scope, as `run_bot.py invite` makes one."""
+    """A real invite for `who`'s role and scope, as `run_bot.py invite` makes one (for a
+    partner's contact: as `run_bot.py invite --partner CODE`)."""
+    if who in PARTNERS:
+        async with app.deps.sm() as s, s.begin():
+            made = await create_partner_invite(s, PARTNERS[who][0], None,
+                                               now=app.deps.clock(), ttl_days=7)
+        return made.code
     role, scope = STAFF[who]
     async with app.deps.sm() as s, s.begin():
         inv = await create_invite(s, role, grid=scope if "-" in scope else None,
@@ -117,7 +127,8 @@ async def drain(app: App, clock: FakeClock) -> None:
 
 
 TELEGRAM_IDS = {"resident": RESIDENT, "neighbour": NEIGHBOUR, "worker": WORKER,
-                "worker3": WORKER3, "leader": LEADER, "coord": COORD, "centre": CENTRE}
+                "worker3": WORKER3, "leader": LEADER, "coord": COORD, "centre": CENTRE,
+                "partner": 601}
 
 
 class TelegramChannel:
@@ -132,9 +143,12 @@ class TelegramChannel:
         return GROUP if who in RESIDENTS else TELEGRAM_IDS[who]
 
     async def join(self, who: str) -> None:
-        role, scope = STAFF[who]
-        code = await invite(self.flow.tg, role, grid=scope if "-" in scope else None,
-                            community=None if "-" in scope else scope)
+        if who in PARTNERS:
+            code = await invite_code(self.app, who)
+        else:
+            role, scope = STAFF[who]
+            code = await invite(self.flow.tg, role, grid=scope if "-" in scope else None,
+                                community=None if "-" in scope else scope)
         await self.flow.say(TELEGRAM_IDS[who], f"/start {code}")
         await self.deliver()
 
@@ -183,13 +197,20 @@ class ConsoleChannel:
         self.answers: dict[str, list[str]] = {}
 
     async def _as(self, who: str) -> None:
-        if who in RESIDENTS:
+        if who in PARTNERS:  # the console has no /as for a unit's contact: a person in private
+            if (self.console.st.who.user_id, self.console.st.where) != (
+                    self._chat(who), ChatKind.PRIVATE):
+                await self.console.handle(f"/as resident {PARTNERS[who][1]}")
+                await self.console.handle("/private")
+        elif who in RESIDENTS:
             await self.console.handle(f"/as resident {RESIDENTS[who]}")
         else:
             role, scope = STAFF[who]
             await self.console.handle(f"/as {role.value} {scope}")
 
     def _chat(self, who: str) -> str:
+        if who in PARTNERS:
+            return f"resident-{PARTNERS[who][1]}"
         if who in RESIDENTS:
             return CONSOLE_GROUP
         role, scope = STAFF[who]
@@ -197,6 +218,8 @@ class ConsoleChannel:
 
     async def join(self, who: str) -> None:
         await self._as(who)
+        if who in PARTNERS:  # typed in private, as on channels without deep links
+            await self.console.handle(await invite_code(self.app, who))
         await self.deliver()
 
     async def say(self, who: str, text: str) -> None:
