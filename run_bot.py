@@ -148,6 +148,10 @@ def cmd_console(settings: Settings, _args: argparse.Namespace) -> int:
     from handlers.console import run_console
 
     logging.getLogger().setLevel(logging.WARNING)
+    if "quiet_hours" not in settings.model_fields_set:
+        # whoever types here is at the terminal now: cards are shown at once, at any hour,
+        # unless QUIET_HOURS is set on purpose to try them
+        settings = settings.model_copy(update={"quiet_hours": "off"})
     asyncio.run(run_console(settings))
     return 0
 
