@@ -10,7 +10,7 @@ from bot.intake.coreports import Lead, lead_for, metres, wgs84
 from models.enums import TicketState as S
 from models.tickets import NewTicket, Outbox, Ticket
 from models.wecom import ResidentContact
-from tests.test_coordinator_words import OTHER_COORD, crew, refused, say
+from tests.test_coordinator_words import OTHER_COORD, refused, say
 from tests.test_coordinator_words import crew as crew  # fixtures
 from tests.test_telegram_flow import (
     CENTRE,
@@ -37,7 +37,6 @@ from tests.test_telegram_flow import staffed as staffed
 SAID = "南关农贸市场门口的垃圾还是没人管，苍蝇到处飞"
 SAME = f"报事 {SAID}"
 
-__all__ = ["crew"]
 
 
 async def co_report(flow: Flow, lead: Ticket, text: str = SAME, user: int = NEIGHBOUR
@@ -120,9 +119,11 @@ async def test_the_co_reporter_asks_after_the_number_they_were_given(staffed: Fl
 async def test_what_is_not_linked(staffed: Flow) -> None:
     flow = staffed
     lead = await report(flow)
-    # another category at the same place; the same person again; 其他; another place
+    # another category at the same place; the same person again; 其他; another place; the
+    # same category at the same place but another problem (posters, not the rubbish)
     for text, user in (("报事 南关农贸市场门口路灯坏了，晚上很黑", NEIGHBOUR),
                        ("报事 南关农贸市场门口垃圾桶也满了", RESIDENT),
+                       ("报事 南关农贸市场门口墙上贴满了小广告", NEIGHBOUR),
                        ("报事 南关农贸市场门口有人问个事", NEIGHBOUR),
                        ("报事 南关村口垃圾没人清", NEIGHBOUR)):
         tk = await report(flow, text, user=user)
@@ -147,7 +148,8 @@ async def test_a_report_arriving_in_the_same_batch_follows_its_neighbour(
 
 
 def _lead(lat: float, lon: float, datum: str = "wgs84", place: str = "") -> Lead:
-    return Lead(1, "FS-1", 7, "环境卫生", place, wgs84(lat, lon, datum), ("telegram", "1"))
+    return Lead(1, "FS-1", 7, "环境卫生", place, wgs84(lat, lon, datum), ("telegram", "1"),
+                frozenset({"垃圾"}))
 
 
 def _new(lat: float | None, lon: float | None, datum: str | None = "wgs84",
@@ -172,6 +174,10 @@ def test_points_within_the_radius_link_after_converting_the_datum() -> None:
     assert lead_for(_new(north_100m, here[1], category="其他"), [_lead(*here)], 150) is None
     assert lead_for(_new(None, None, place_text="南关农贸市场"),
                     [_lead(*here, place="南关农贸市场")], 150) is not None
+    # the same category at the same place, but another problem: 臭 is not 垃圾
+    other = _new(None, None, place_text="南关农贸市场")
+    other.text = "这里好臭"
+    assert lead_for(other, [_lead(*here, place="南关农贸市场")], 150) is None
 
 
 # ------------------------------------------------------------------------- 合并 / 拆分
@@ -182,7 +188,8 @@ async def test_merge_by_hand_then_split_back(crew: Flow) -> None:
     other = await report(flow, "报事 南关村口垃圾没人清，堆在路边", user=NEIGHBOUR)
     assert other.merged_into_id is None
     answer = await say(flow, COORD, f"合并 {other.number} 到 {lead.number}")
-    assert answer == f"已将工单 {other.number} 并入 {lead.number}，现共 2 人反映，进展会一并告诉他们。"
+    assert answer == (f"已将工单 {other.number} 并入 {lead.number}，现共 2 人反映，"
+                      "进展会一并告诉他们。")
     merged = await ticket(flow.tg, other.number)
     assert (merged.state, merged.merged_into_id, merged.escalation_at) == (
         S.MERGED, lead.id, None)

@@ -1,10 +1,11 @@
 """The three rates against a hand-computed answer, and the files made from them.
 
-The fixture is 38 tickets (and 2 co-reports) moved through bot/tickets/lifecycle.py on a FakeClock. Times are
-Shanghai local; the SLA is the default (接单 2 working hours, 办结 by 18:00 on the 3rd
-working day after the assignment's day, working hours 08:00-18:00). November 2026 has no
-holidays; the 7/8, 14/15, 21/22, 28/29 are weekends. Every figure asserted below is worked
-out by hand in the comments; none was printed by the code under test.
+The fixture is 38 tickets (and 2 co-reports) moved through bot/tickets/lifecycle.py on a
+FakeClock. Times are Shanghai local; the SLA is the default (接单 2 working hours, 办结 by
+18:00 on the 3rd working day after the assignment's day, working hours 08:00-18:00).
+November 2026 has no holidays; the 7/8, 14/15, 21/22, 28/29 are weekends. Every figure
+asserted below is worked out by hand in the comments; none was printed by the code under
+test.
 
 Kinds of ticket (report at 09:00 on day D unless said; "ack" = 接单, "res" = 办结):
   A  ack 10:00, res D+1 09:00, rated 满意 at D+1 12:00.   resp 1h on time; res 24h on time

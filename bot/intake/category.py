@@ -50,6 +50,11 @@ def _build() -> ahocorasick.Automaton:
 _AUTOMATON = _build()
 
 
+def subjects(text: str) -> frozenset[str]:
+    """The lexicon's words in `text`: what the report is about (路灯, 垃圾 …)."""
+    return frozenset(word for _end, (word, _cat) in _AUTOMATON.iter(normalize(text)))
+
+
 def categorize(text: str) -> Category:
     score: dict[Category, int] = {}
     # the lexicon is Simplified; normalize folds Traditional and full-width text into it

@@ -2,11 +2,13 @@
 ticket instead of opening a second one for the same worker.
 
 Same place means the same grid and category and either the same place label (building
-number included) or, when both have a shared location, within `radius_m`. Category 其他 never
-links: "other" says nothing about being the same problem. Reports the flood limit held are
-left alone, and so is a person's own earlier ticket (their second report is theirs to make;
-the same words twice already fold as a repeat). The earliest open ticket at the place
-leads; reports of one batch can follow one another.
+number included) or, when both have a shared location, within `radius_m`; the same problem
+means the two share a word of the category lexicon (路灯, 垃圾 …): a street light and a drain
+in one village are both 市政设施 but two problems. Category 其他 never links: "other" says
+nothing about being the same problem. Reports the flood limit held are left alone, and so is
+a person's own earlier ticket (their second report is theirs to make; the same words twice
+already fold as a repeat). The earliest open ticket at the place leads; reports of one batch
+can follow one another.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, func, select
 
+from bot.intake.category import subjects
 from bot.intake.screen import stored_key
 from bot.routing.datum import gcj02_to_wgs84
 from bot.tickets.lifecycle import MIRRORED
@@ -29,7 +32,8 @@ _MARGIN_DEG = 0.01
 
 _OPEN_HERE = (
     select(Ticket.id, Ticket.number, Ticket.grid_id, Ticket.category, Ticket.place_text,
-           Ticket.lat, Ticket.lon, Ticket.datum, Ticket.channel, Ticket.reporter_user_id)
+           Ticket.lat, Ticket.lon, Ticket.datum, Ticket.channel, Ticket.reporter_user_id,
+           Ticket.text)
     .where(Ticket.grid_id.in_(bindparam("grids", expanding=True)),
            Ticket.category.in_(bindparam("categories", expanding=True)),
            Ticket.state.in_([s.value for s in OPEN_STATES]),
@@ -59,6 +63,7 @@ class Lead:
     place: str
     point: tuple[float, float] | None  # WGS-84
     reporter: tuple[str, str]  # channel, user id
+    about: frozenset[str]  # category.subjects of its words
 
 
 def place_key(place_text: str) -> str:
@@ -103,16 +108,17 @@ def open_leads(conn: Connection, tickets: list[NewTicket], radius_m: int) -> lis
         "places": list({tk.place_text for tk in candidates if tk.place_text}) or [""],
         **bounds})
     return [Lead(tid, number, grid or 0, cat, place_key(place), wgs84(lat, lon, datum),
-                 (channel, user))
-            for tid, number, grid, cat, place, lat, lon, datum, channel, user in rows]
+                 (channel, user), subjects(text))
+            for tid, number, grid, cat, place, lat, lon, datum, channel, user, text in rows]
 
 
 def lead_for(tk: NewTicket, leads: list[Lead], radius_m: int) -> Lead | None:
     """The ticket `tk` follows: the earliest at the same place label, else the nearest point."""
     if not linkable(tk):
         return None
+    about = subjects(tk.text)
     same = [ld for ld in leads if ld.grid_id == tk.grid_id and ld.category == tk.category
-            and ld.reporter != (tk.channel, tk.reporter_user_id)]
+            and ld.reporter != (tk.channel, tk.reporter_user_id) and ld.about & about]
     key = place_key(tk.place_text)
     if key:
         for ld in same:
@@ -130,7 +136,8 @@ def as_lead(i: int, tk: NewTicket) -> Lead:
     """A ticket of this batch that later reports of the same batch can follow."""
     assert tk.grid_id is not None
     return Lead(-1 - i, tk.number, tk.grid_id, tk.category, place_key(tk.place_text),
-                wgs84(tk.lat, tk.lon, tk.datum), (tk.channel, tk.reporter_user_id))
+                wgs84(tk.lat, tk.lon, tk.datum), (tk.channel, tk.reporter_user_id),
+                subjects(tk.text))
 
 
 def assignees(conn: Connection, ids: list[int]) -> dict[int, int | None]:
