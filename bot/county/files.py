@@ -523,7 +523,10 @@ _HOUSEHOLD_HEADERS = {
 }  # fmt: skip
 
 
-def _read_households(path: Path, refs: _GridRefs, problems: list[Problem]) -> list[HouseholdRow]:
+def csv_cells(path: Path, headers: dict[str, str], required: tuple[str, ...],
+              problems: list[Problem]) -> list[tuple[int, dict[str, str]]]:
+    """An optional CSV's non-empty rows as (row number, {column: cell}), its header read
+    through `headers` (Chinese or English names); [] with a problem when it can't be used."""
     fname = path.name
     try:
         rows = _csv_rows(path)
@@ -532,18 +535,26 @@ def _read_households(path: Path, refs: _GridRefs, problems: list[Problem]) -> li
         return []
     if not rows:
         return []
-    header = [_HOUSEHOLD_HEADERS.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
-    col = {h: i for i, h in enumerate(header) if h in _HOUSEHOLD_HEADERS.values()}
-    missing = [c for c in ("grid", "address", "phone") if c not in col]
+    header = [headers.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
+    col = {h: i for i, h in enumerate(header) if h in headers.values()}
+    missing = [c for c in required if c not in col]
     if missing:
         problems.append(missing_columns(fname, missing))
         return []
-    out: list[HouseholdRow] = []
-    seen: dict[tuple[str, str, str], int] = {}
+    out: list[tuple[int, dict[str, str]]] = []
     for n, r in enumerate(rows[1:], start=2):
         cell = {k: (r[i].strip() if i < len(r) else "") for k, i in col.items()}
-        if not any(cell.values()):
-            continue
+        if any(cell.values()):
+            out.append((n, cell))
+    return out
+
+
+def _read_households(path: Path, refs: _GridRefs, problems: list[Problem]) -> list[HouseholdRow]:
+    fname = path.name
+    out: list[HouseholdRow] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for n, cell in csv_cells(path, _HOUSEHOLD_HEADERS, ("grid", "address", "phone"),
+                             problems):
         bad = len(problems)
         grid, address = cell["grid"], cell["address"]
         phone = _PHONE_STRIP.sub("", cell["phone"])

@@ -93,33 +93,16 @@ def read_partners(path: Path, grids: tuple[GridData, ...], places: tuple[PlaceRo
         _CODE,
         _PHONE_STRIP,
         Problem,
-        _csv_rows,
         _phone_problem,
-        missing_columns,
+        csv_cells,
     )
 
     fname = path.name
-    try:
-        rows = _csv_rows(path)
-    except OSError as e:
-        problems.append(Problem(fname, None, t("county.cannot_read", detail=shown(e))))
-        return []
-    if not rows:
-        return []
-    header = [_HEADERS.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
-    col = {h: i for i, h in enumerate(header) if h in _HEADERS.values()}
-    missing = [c for c in ("code", "name", "kind", "serves") if c not in col]
-    if missing:
-        problems.append(missing_columns(fname, missing))
-        return []
     serves = _Serves(grids, places)
     out: list[PartnerRow] = []
     codes: dict[str, int] = {}
     names: dict[str, int] = {}
-    for n, r in enumerate(rows[1:], start=2):
-        cell = {k: (r[i].strip() if i < len(r) else "") for k, i in col.items()}
-        if not any(cell.values()):
-            continue
+    for n, cell in csv_cells(path, _HEADERS, ("code", "name", "kind", "serves"), problems):
         bad = len(problems)
 
         def err(reason: str, n: int = n) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,7 +29,7 @@ from handlers.console import GROUP as CONSOLE_GROUP
 from handlers.console import Console, ConsoleSender, ConsoleState
 from handlers.http import make_web_app, start_site
 from models.enums import ChatKind, OutboxStatus, StaffRole
-from models.tickets import Outbox
+from models.tickets import Outbox, Ticket
 from tests.conftest import FakeClock
 from tests.fakes.minimal import CHANNEL as MINIMAL
 from tests.fakes.minimal import MinimalChat, MinimalSender
@@ -290,3 +291,23 @@ class MinimalChannel:
 
     async def deliver(self) -> None:
         await drain(self.app, self.clock)
+
+
+# ------------------------------------------------------------------ what stories ask of a run
+
+async def tickets(ch: Channel) -> list[Ticket]:
+    async with ch.app.deps.sm() as s:
+        return list((await s.scalars(select(Ticket).order_by(Ticket.id))).all())
+
+
+async def told_after(ch: Channel, who: str, step: Awaitable[None]) -> list[str]:
+    """What `who` heard because of `step` (and the deliveries it caused)."""
+    before = Counter(ch.heard(who))
+    await step
+    await ch.deliver()
+    return list((Counter(ch.heard(who)) - before).elements())
+
+
+def has(told: list[str], *needles: str) -> bool:
+    """Did one of the messages say all of `needles`?"""
+    return any(all(n in x for n in needles) for x in told)

@@ -9,32 +9,26 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
 from models.enums import TicketState as S
 from models.tickets import Ticket
-from tests.contract.channels import Channel
+from tests.contract.channels import Channel, tickets
 
 NUMBER = re.compile(r"FS-\d{8}-\d{4}")
 REPORT = "报事 南关农贸市场门口垃圾堆了三天没人清运"
 
 
-async def _tickets(ch: Channel) -> list[Ticket]:
-    async with ch.app.deps.sm() as s:
-        return list((await s.scalars(select(Ticket).order_by(Ticket.id))).all())
-
 
 async def _report(ch: Channel, text: str = REPORT, who: str = "resident") -> Ticket:
-    before = len(await _tickets(ch))
+    before = len(await tickets(ch))
     await ch.say(who, text)
     await ch.deliver()
-    made = await _tickets(ch)
+    made = await tickets(ch)
     assert len(made) == before + 1, ch.heard(who)
     return made[-1]
 
 
 async def _state(ch: Channel, number: str) -> str:
-    return next(t.state for t in await _tickets(ch) if t.number == number)
+    return next(t.state for t in await tickets(ch) if t.number == number)
 
 
 def _told(ch: Channel, who: str, *needles: str) -> bool:

@@ -8,8 +8,6 @@ message edits, deep links) stays with that channel's own tests.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Awaitable
 
 import pytest
 from sqlalchemy import select
@@ -20,7 +18,7 @@ from models.enums import Category
 from models.enums import TicketState as S
 from models.tickets import Ticket, TicketEvent
 from tests.conftest import FakeClock
-from tests.contract.channels import STAFF, Channel
+from tests.contract.channels import STAFF, Channel, tickets, told_after
 
 REPORT = "报事 南关农贸市场门口垃圾堆了三天没人清运"
 NOT_ALLOWED = "抱歉，您无权处理这张工单。"
@@ -29,13 +27,9 @@ ONLY_REPORTER_RATES = "只有报事人可以评价这张工单。"
 PHONE = re.compile(r"1\d{10}|\d{3}\*{4}\d{4}")
 
 
-async def _tickets(ch: Channel) -> list[Ticket]:
-    async with ch.app.deps.sm() as s:
-        return list((await s.scalars(select(Ticket).order_by(Ticket.id))).all())
-
 
 async def _ticket(ch: Channel, number: str) -> Ticket:
-    return next(t for t in await _tickets(ch) if t.number == number)
+    return next(t for t in await tickets(ch) if t.number == number)
 
 
 async def _events(ch: Channel, ticket_id: int) -> list[TicketEvent]:
@@ -45,21 +39,13 @@ async def _events(ch: Channel, ticket_id: int) -> list[TicketEvent]:
 
 
 async def _report(ch: Channel, text: str = REPORT, who: str = "resident") -> Ticket:
-    before = len(await _tickets(ch))
+    before = len(await tickets(ch))
     await ch.say(who, text)
     await ch.deliver()
-    made = await _tickets(ch)
+    made = await tickets(ch)
     assert len(made) == before + 1, ch.heard(who)
     return made[-1]
 
-
-async def _told_after(ch: Channel, who: str, step: Awaitable[None]) -> list[str]:
-    """What `who` was told because of one step (a say or a choose), delivered."""
-    before = Counter(ch.heard(who))
-    await step
-    await ch.deliver()
-    # not a slice: a channel may list its toasts after the chat (Channel.heard)
-    return list((Counter(ch.heard(who)) - before).elements())
 
 
 def _any(told: list[str], needle: str) -> bool:
@@ -143,14 +129,14 @@ async def test_each_step_is_confirmed_to_the_worker_and_told_to_the_resident(
     await ch.deliver()
     _must_have_told(ch, "worker", f"已接单：{tk.number}。")
 
-    told = await _told_after(ch, "worker", ch.say("worker", f"进展 {tk.number} 已联系环卫所"))
+    told = await told_after(ch, "worker", ch.say("worker", f"进展 {tk.number} 已联系环卫所"))
     assert _any(told, f"进展已记录：{tk.number}。"), told
     assert (await _ticket(ch, tk.number)).state == S.IN_PROGRESS
     _must_have_told(ch, "resident", f"工单 {tk.number} 有新进展：已联系环卫所")
 
     await ch.choose("worker", "办结", tk.number)
     await ch.deliver()
-    told = await _told_after(ch, "worker", ch.say("worker", "垃圾已清运，地面已冲洗"))
+    told = await told_after(ch, "worker", ch.say("worker", "垃圾已清运，地面已冲洗"))
     assert _any(told, f"已办结：{tk.number}，等待居民确认。"), told
     tk = await _ticket(ch, tk.number)
     assert tk.state == S.RESOLVED and tk.resolution_note == "垃圾已清运，地面已冲洗"
@@ -193,7 +179,7 @@ async def test_a_pending_question_yields_to_progress_on_another_ticket(channel: 
     # in words: a bare number answers the newest card's choices (see the report)
     await ch.say("worker", f"办结 {first.number}")  # asks for the note of the first
     await ch.deliver()
-    told = await _told_after(ch, "worker", ch.say("worker", f"进展 {second.number} 已报修"))
+    told = await told_after(ch, "worker", ch.say("worker", f"进展 {second.number} 已报修"))
     assert _any(told, f"进展已记录：{second.number}。"), told
     assert (await _ticket(ch, first.number)).state == S.ASSIGNED
     await ch.say("worker", "垃圾已清运")  # the pending question still belongs to the first
@@ -209,11 +195,11 @@ async def test_staff_chatter_is_not_a_ticket_but_a_number_or_a_report_is(
     ch = channel
     await ch.join("worker")
     tk = await _report(ch)
-    told = await _told_after(ch, "worker", ch.say("worker", "已经到现场了，正在清运"))
+    told = await told_after(ch, "worker", ch.say("worker", "已经到现场了，正在清运"))
     assert any("您是网格工作人员" in x and "进展 工单号 内容" in x for x in told), told
-    assert [t.number for t in await _tickets(ch)] == [tk.number]
+    assert [t.number for t in await tickets(ch)] == [tk.number]
     # the card back by its number, with its actions
-    told = await _told_after(ch, "worker", ch.say("worker", tk.number))
+    told = await told_after(ch, "worker", ch.say("worker", tk.number))
     assert any(x.startswith(f"【新工单】{tk.number}") for x in told), told
     await ch.choose("worker", "接单", tk.number)
     await ch.deliver()
@@ -247,14 +233,14 @@ async def test_a_return_is_confirmed_and_the_resident_kept_informed(channel: Cha
     tk = await _report(ch)
     await ch.choose("worker", "退回", tk.number)
     await ch.deliver()
-    told = await _told_after(ch, "worker", ch.say("worker", "市场归社岭网格管"))
+    told = await told_after(ch, "worker", ch.say("worker", "市场归社岭网格管"))
     assert _any(told, f"已退回：{tk.number}。"), told
     tk = await _ticket(ch, tk.number)
     assert tk.state == S.RETURNED and tk.assignee_id is None
     _must_have_told(ch, "coord", f"工单 {tk.number} 被", "退回：市场归社岭网格管")
     _must_have_told(ch, "resident", f"工单 {tk.number} 正在重新分派")
     pick = ch.choose("coord", "府南·社岭", f"【退回】工单 {tk.number}")
-    told = await _told_after(ch, "coord", pick)
+    told = await told_after(ch, "coord", pick)
     assert _any(told, f"已派单：{tk.number} → 社岭。"), told
     tk = await _ticket(ch, tk.number)
     assert tk.state == S.ASSIGNED and _grid(ch, tk) == "社岭"
@@ -269,13 +255,13 @@ async def test_a_transfer_moves_the_ticket_and_the_old_worker_loses_it(channel: 
     await ch.choose("worker", "转派", tk.number)
     await ch.deliver()
     _must_have_told(ch, "worker", "转派到哪个网格")
-    told = await _told_after(ch, "worker", ch.choose("worker", "府南·社岭", "转派到哪个网格"))
+    told = await told_after(ch, "worker", ch.choose("worker", "府南·社岭", "转派到哪个网格"))
     assert _any(told, f"已转派：{tk.number} → 社岭。"), told
     tk = await _ticket(ch, tk.number)
     assert tk.state == S.ASSIGNED and _grid(ch, tk) == "社岭"
     _must_have_told(ch, "worker3", f"【转派工单】{tk.number}")
     _must_have_told(ch, "resident", f"工单 {tk.number} 已转由社岭网格处理。")
-    told = await _told_after(ch, "worker", ch.say("worker", f"接单 {tk.number}"))
+    told = await told_after(ch, "worker", ch.say("worker", f"接单 {tk.number}"))
     assert _any(told, NOT_ALLOWED), told
     assert (await _ticket(ch, tk.number)).state == S.ASSIGNED
 
@@ -300,7 +286,7 @@ async def test_none_of_these_sends_it_to_the_coordinator_who_assigns(channel: Ch
     ch = channel
     await ch.join("coord")
     tk = await _report(ch, "报事 信家坡小区路灯不亮")
-    told = await _told_after(ch, "resident", ch.choose("resident", "都不是", tk.number))
+    told = await told_after(ch, "resident", ch.choose("resident", "都不是", tk.number))
     said = f"工单 {tk.number} 暂未确定网格，已转社区工作人员处理。"
     # once in the chat (Telegram and the console also show a press's short answer beside it)
     shows_answers = ch.name in ("telegram", "console")
@@ -308,7 +294,7 @@ async def test_none_of_these_sends_it_to_the_coordinator_who_assigns(channel: Ch
     tk = await _ticket(ch, tk.number)
     assert tk.unrouted and tk.state == S.REPORTED
     _must_have_told(ch, "coord", "【待分派】", tk.number)
-    told = await _told_after(ch, "coord", ch.choose("coord", "府南·文坛", tk.number))
+    told = await told_after(ch, "coord", ch.choose("coord", "府南·文坛", tk.number))
     assert _any(told, f"已派单：{tk.number} → 文坛。"), told
     tk = await _ticket(ch, tk.number)
     assert tk.state == S.ASSIGNED and _grid(ch, tk) == "文坛"
@@ -338,14 +324,14 @@ async def test_my_tickets_and_a_number_are_for_the_reporter_only(channel: Channe
     mine = await _report(ch)
     theirs = await _report(ch, "报事 汽车站候车厅漏雨", who="neighbour")
 
-    told = "\n".join(await _told_after(ch, "resident", ch.say("resident", "我的工单")))
+    told = "\n".join(await told_after(ch, "resident", ch.say("resident", "我的工单")))
     assert "您的工单：" in told and mine.number in told and theirs.number not in told
-    told = "\n".join(await _told_after(ch, "neighbour", ch.say("neighbour", "我的工单")))
+    told = "\n".join(await told_after(ch, "neighbour", ch.say("neighbour", "我的工单")))
     assert theirs.number in told and mine.number not in told
 
-    told = "\n".join(await _told_after(ch, "resident", ch.say("resident", mine.number)))
+    told = "\n".join(await told_after(ch, "resident", ch.say("resident", mine.number)))
     assert f"工单 {mine.number}" in told and "状态：已派单" in told and "网格：南关" in told
-    told = "\n".join(await _told_after(ch, "neighbour",
+    told = "\n".join(await told_after(ch, "neighbour",
                                        ch.say("neighbour", mine.number.lower())))
     assert NOT_YOURS in told and "垃圾" not in told
 
@@ -360,7 +346,7 @@ async def test_a_resident_cannot_act_on_a_card_and_nothing_changes(channel: Chan
     worker_heard = len(ch.heard("worker"))
     for words in (f"接单 {tk.number}", f"办结 {tk.number} 好了", f"退回 {tk.number} 不归这",
                   f"转派 {tk.number} 社岭", f"改类别 {tk.number} 噪音扰民"):
-        told = await _told_after(ch, "resident", ch.say("resident", words))
+        told = await told_after(ch, "resident", ch.say("resident", words))
         assert _any(told, NOT_ALLOWED), told
     tk = await _ticket(ch, tk.number)
     assert tk.state == S.ASSIGNED and tk.category == Category.SANITATION
@@ -374,7 +360,7 @@ async def test_someone_else_cannot_rate_a_resolved_ticket(channel: Channel) -> N
     tk = await _report(ch)
     await ch.say("worker", f"办结 {tk.number} 已处理")
     await ch.deliver()
-    told = await _told_after(ch, "neighbour", ch.say("neighbour", f"满意 {tk.number}"))
+    told = await told_after(ch, "neighbour", ch.say("neighbour", f"满意 {tk.number}"))
     assert _any(told, ONLY_REPORTER_RATES), told
     tk = await _ticket(ch, tk.number)
     assert tk.state == S.RESOLVED and tk.satisfaction is None
@@ -414,7 +400,7 @@ async def test_the_worker_changes_the_category_and_it_is_audited(channel: Channe
     await ch.choose("worker", "改类别", tk.number)
     await ch.deliver()
     _must_have_told(ch, "worker", "选择类别")
-    told = await _told_after(ch, "worker", ch.choose("worker", "市政设施", "选择类别"))
+    told = await told_after(ch, "worker", ch.choose("worker", "市政设施", "选择类别"))
     assert _any(told, "类别已改为：市政设施。"), told
     tk = await _ticket(ch, tk.number)
     assert tk.category == Category.MUNICIPAL and tk.state == S.ASSIGNED

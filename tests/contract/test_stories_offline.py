@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Awaitable
 
 from sqlalchemy import select, text
 
 from models.enums import TicketState as S
-from models.tickets import Ticket
 from models.wecom import ResidentContact
 from tests.contract.bridge import GROUP as BRIDGE_GROUP
 from tests.contract.bridge import BridgeChannel
@@ -27,6 +25,9 @@ from tests.contract.channels import (
     ConsoleChannel,
     MinimalChannel,
     TelegramChannel,
+    has,
+    tickets,
+    told_after,
 )
 from tests.contract.wechat import WeChatChannel
 from tests.contract.wecom import WeComChannel
@@ -43,20 +44,7 @@ USAGE = ("请这样发送：代报 姓名 电话 问题，例如：代报 张大
 EVERYONE = (*RESIDENTS, *STAFF, *PARTNERS)
 
 
-async def _tickets(ch: Channel) -> list[Ticket]:
-    async with ch.app.deps.sm() as s:
-        return list((await s.scalars(select(Ticket).order_by(Ticket.id))).all())
 
-
-async def _told_after(ch: Channel, who: str, step: Awaitable[None]) -> list[str]:
-    before = Counter(ch.heard(who))
-    await step
-    await ch.deliver()
-    return list((Counter(ch.heard(who)) - before).elements())
-
-
-def _has(told: list[str], *needles: str) -> bool:
-    return any(all(n in x for n in needles) for x in told)
 
 
 async def _say_in_group(ch: Channel, who: str, words: str) -> bool:
@@ -118,14 +106,14 @@ async def test_a_worker_files_for_a_resident_met_face_to_face(channel: Channel) 
         await ch.join(who)
 
     # 韩冬 of 社岭 meets 张大妈 at the 南关 market: the place named sends it to 南关's worker
-    told = await _told_after(ch, "worker3", ch.say("worker3", FILED))
-    [tk] = await _tickets(ch)
+    told = await told_after(ch, "worker3", ch.say("worker3", FILED))
+    [tk] = await tickets(ch)
     n = tk.number
-    assert _has(told, f"已代报，工单号 {n}，已派给南关网格员"), told
+    assert has(told, f"已代报，工单号 {n}，已派给南关网格员"), told
     assert (tk.channel, tk.reporter_name, tk.state) == ("offline", "张大妈", S.ASSIGNED)
     assert tk.text == "南关农贸市场门口垃圾堆了三天没人清运"
     assert ch.app.deps.county.index.grid_name(tk.grid_id) == "南关"
-    assert _has(ch.heard("worker"), f"【代报工单】{n}"), ch.heard("worker")
+    assert has(ch.heard("worker"), f"【代报工单】{n}"), ch.heard("worker")
     async with ch.app.deps.sm() as s:
         kept = (await s.execute(select(ResidentContact.ticket_id, ResidentContact.name,
                                        ResidentContact.mobile))).all()
@@ -134,13 +122,13 @@ async def test_a_worker_files_for_a_resident_met_face_to_face(channel: Channel) 
     # the worker works it as any ticket; nobody can confirm it in chat
     await ch.choose("worker", "接单", n)
     await ch.deliver()
-    told = await _told_after(ch, "worker", ch.say("worker", f"办结 {n} 已清运"))
-    assert _has(told, f"已办结：{n}。报事人无法在线确认，3 天后自动结案。"), told
-    [tk] = await _tickets(ch)
+    told = await told_after(ch, "worker", ch.say("worker", f"办结 {n} 已清运"))
+    assert has(told, f"已办结：{n}。报事人无法在线确认，3 天后自动结案。"), told
+    [tk] = await tickets(ch)
     assert tk.state == S.RESOLVED
     # the group the residents read heard nothing of it
-    assert not _has(ch.heard("resident"), n), ch.heard("resident")
-    assert _has(on_the_wire(ch), f"【代报工单】{n}", "张大妈")  # the wire is the card's too
+    assert not has(ch.heard("resident"), n), ch.heard("resident")
+    assert has(on_the_wire(ch), f"【代报工单】{n}", "张大妈")  # the wire is the card's too
     await _phone_kept_for_call_back_only(ch)
 
 
@@ -149,8 +137,8 @@ async def test_a_resident_a_group_and_no_problem_are_refused(channel: Channel) -
     for who in ("worker", "coord"):
         await ch.join(who)
 
-    told = await _told_after(ch, "resident", ch.say("resident", FILED))
-    assert _has(told, STAFF_ONLY), told
+    told = await told_after(ch, "resident", ch.say("resident", FILED))
+    assert has(told, STAFF_ONLY), told
 
     before = Counter(ch.heard("resident"))
     if await _say_in_group(ch, "worker", FILED):
@@ -159,12 +147,12 @@ async def test_a_resident_a_group_and_no_problem_are_refused(channel: Channel) -
         told = list((Counter(ch.heard("resident")) - before).elements())
         assert told == [NOT_IN_GROUP], told
 
-    told = await _told_after(ch, "worker", ch.say("worker", f"代报 张大妈 {PHONE}"))
-    assert _has(told, USAGE), told
-    told = await _told_after(ch, "coord", ch.say("coord", "代报"))
-    assert _has(told, USAGE), told
+    told = await told_after(ch, "worker", ch.say("worker", f"代报 张大妈 {PHONE}"))
+    assert has(told, USAGE), told
+    told = await told_after(ch, "coord", ch.say("coord", "代报"))
+    assert has(told, USAGE), told
 
-    assert await _tickets(ch) == []
+    assert await tickets(ch) == []
     async with ch.app.deps.sm() as s:
         assert (await s.scalars(select(ResidentContact))).all() == []
     for who in EVERYONE:
