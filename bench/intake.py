@@ -115,8 +115,9 @@ async def ceiling_rate(n: int, conc: int) -> float:
 async def county_app(tmp: Path) -> tuple[App, Dispatcher, RecordingBot, list[int]]:
     """The service on a fresh SQLite file: 200 group chats bound to grids, every worker on
     Telegram as in a running county (so each report also queues a card)."""
+    # quiet hours off: on the real clock, a night run would hold the cards and measure less
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
-                        _env_file=None)  # type: ignore[call-arg]
+                        quiet_hours="off", _env_file=None)  # type: ignore[call-arg]
     app = await build_app(settings, senders={})
     bot = RecordingBot()
     dp = Dispatcher(core=app.core)

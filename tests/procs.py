@@ -42,8 +42,14 @@ def free_port() -> int:
 
 
 def clean_env() -> dict[str, str]:
-    """This process's environment without settings a developer's shell might carry."""
-    return {k: v for k, v in os.environ.items() if not k.upper().startswith(SCRUB)}
+    """This process's environment without settings a developer's shell might carry.
+
+    QUIET_HOURS is off: a service started here runs on the real clock, whose hour a test
+    cannot choose, and its cards must not wait for the morning when CI runs at night (quiet
+    hours have their own tests, on a controllable clock: tests/test_quiet_hours.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(SCRUB)}
+    env["QUIET_HOURS"] = "off"
+    return env
 
 
 def service_env(db: Path, api_base: str, port: int, **extra: str) -> dict[str, str]:
