@@ -4,7 +4,9 @@ The service as `serve` runs it, on 127.0.0.1: the real core on a fresh SQLite fi
 sample county (bot.app.build_app with the account's sender, outbox and sweeper running),
 handlers.http.make_web_app with the account mounted, and the fake WeChat API
 (tests/fakes/wechat_api.py) for access tokens, customer-service and template sends. Every
-grid worker follows the account, so each report also queues a card (sent as a template).
+grid worker follows the account, so each report also queues a card (sent as a template);
+quiet hours are off, so the cards go out at any hour. Each report names a building of its
+own, so none follows another as a co-report (附议).
 
 One message per resident (distinct OpenIDs), concurrency 32, a warm-up of 100 first. Requests
 are signed and encrypted before the clock starts (WeChat does that on its side); each latency
@@ -139,7 +141,9 @@ def make_messages(first: int, count: int) -> list[Message]:
     names = places()
     out = []
     for i in range(first, first + count):
-        text = f"{names[i % len(names)]}{PROBLEMS[i % len(PROBLEMS)]}"
+        # a building of its own: the same problem at the same place would follow the first
+        # report as a co-report (附议), with no ticket or card of its own
+        text = f"{names[i % len(names)]}{i // len(names) + 1}号楼{PROBLEMS[i % len(PROBLEMS)]}"
         msg_id = 7_400_000_000_000_000_000 + i
         xml = (f"<xml><ToUserName>{cdata(OA_ID)}</ToUserName>"
                f"<FromUserName>{cdata(openid(i))}</FromUserName>"
@@ -215,7 +219,9 @@ async def run(n: int, conc: int, tmp: Path) -> dict[str, Any]:
             "database_url": f"sqlite+aiosqlite:///{tmp / 'bench.db'}", "media_dir": tmp / "media",
             "wechat_oa_appid": APPID, "wechat_oa_secret": SECRET, "wechat_oa_token": TOKEN,
             "wechat_oa_aes_key": AES_KEY, "wechat_api_base": api.base_url,
-            "wechat_oa_template_id": "TPL-bench-update", "wechat_http_timeout_s": 5.0}
+            "wechat_oa_template_id": "TPL-bench-update", "wechat_http_timeout_s": 5.0,
+            # the daytime load whatever the hour: at night workers' cards wait for the morning
+            "quiet_hours": "off"}
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         oa = OfficialAccount.from_settings(settings)
         other = OfficialAccount.from_settings(settings)  # a second instance, for the retries

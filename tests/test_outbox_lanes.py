@@ -6,12 +6,14 @@ Each worker gets its own engine on one SQLite file, as separate instances would.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.outbox import OutboxWorker
@@ -347,3 +349,60 @@ async def test_the_duplicate_on_timeout_window_is_one_extra_copy(
     assert [m.text for _c, m in sender.log] == ["card", "card"]
     [row] = await rows(sm)
     assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_lanes_that_finish_together_are_marked_sent_in_shared_commits(
+    connect: Callable[[], Maker], clock: FakeClock
+) -> None:
+    sm = connect()
+    sender = HoldingSender()
+    texts = [f"t{i}" for i in range(10)]
+    sender.hold(*texts)
+    w = OutboxWorker(sm, {TG: sender}, settings(), clock, concurrency=10)
+    await put(sm, clock, *(private(f"p{i}", t) for i, t in enumerate(texts)))
+    pass_ = asyncio.create_task(w.run_once())
+    await sender.wait_entered(10)  # all claimed (one commit), all sends in flight
+    writer = w._db().writes._sync
+    assert writer is not None
+    commits: list[int] = []
+    event.listen(writer, "commit", lambda _c: commits.append(1))
+    sender.release(*texts)
+    assert await asyncio.wait_for(pass_, 5) == 10
+    got = await rows(sm)
+    assert [(r.status, r.attempts) for r in got] == [("sent", 1)] * 10
+    assert sorted(r.external_message_id or "" for r in got) == sorted(f"m{i}" for i in
+                                                                       range(1, 11))
+    assert 1 <= len(commits) < 10, commits  # ten sends, fewer write transactions
+    await w.close()
+
+
+async def test_claim_passes_are_spaced_however_often_the_worker_is_woken(
+    connect: Callable[[], Maker], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.delivery.outbox.CLAIM_SPACING", 0.1)
+    sm = connect()
+    sender = HoldingSender()
+    w = OutboxWorker(sm, {TG: sender}, settings(), clock)
+    passes: list[float] = []
+    loop = asyncio.get_running_loop()
+    start_lanes = w._start_lanes
+
+    async def counted() -> list[asyncio.Task[int]]:
+        passes.append(loop.time())
+        return await start_lanes()
+
+    monkeypatch.setattr(w, "_start_lanes", counted)
+    stop = asyncio.Event()
+    task = asyncio.create_task(w.run(stop))
+    try:
+        for i in range(25):  # a commit every 10 ms, each waking the worker
+            await put(sm, clock, private(f"p{i}", f"t{i}"))
+            w.wake()
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(sender.arrived("t24").wait(), 2)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    gaps = [b - a for a, b in itertools.pairwise(passes)]
+    assert gaps and min(gaps) >= 0.099, gaps
+    assert sorted(sender.texts()) == sorted(f"t{i}" for i in range(25))

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.db import TxRunner, make_engine
+from models.db import GroupCommit, TxRunner, make_engine
 from models.tickets import NewTicket, Ticket
 from tests.pg import fresh_database
 
@@ -113,6 +113,97 @@ async def test_postgresql_runs_through_the_async_driver() -> None:
         finally:
             await run.close()
             await engine.dispose()
+
+
+class _Bodies:
+    """A GroupCommit's write: one row per item; the first call can be held in its thread."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.entered = threading.Event()
+        self.go = threading.Event()
+        self.go.set()
+
+    def __call__(self, conn: Connection, items: list[str]) -> list[int]:
+        self.calls.append(list(items))
+        self.entered.set()
+        self.go.wait(10)
+        ids = []
+        for body in items:
+            if body == "bad":
+                raise ValueError("a bad item")
+            conn.execute(text("INSERT INTO t (body) VALUES (:b)"), {"b": body})
+            ids.append(conn.execute(text("SELECT last_insert_rowid()")).scalar_one())
+        return ids
+
+
+async def test_items_that_arrive_during_a_commit_go_together_in_the_next(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    await _with_table(engine)
+    run = TxRunner(engine)
+    write = _Bodies()
+    group = GroupCommit(run, write)
+    try:
+        write.go.clear()
+        first = asyncio.ensure_future(group.add("a"))
+        await asyncio.to_thread(write.entered.wait, 10)  # "a" is in the writer thread
+        rest = [asyncio.ensure_future(group.add(b)) for b in "bcd"]
+        await asyncio.sleep(0.05)
+        assert write.calls == [["a"]]  # the others wait for the running commit
+        write.go.set()
+        assert await first == 1
+        assert await asyncio.gather(*rest) == [2, 3, 4]  # each its own result, in order
+        assert write.calls == [["a"], ["b", "c", "d"]]
+        assert await _bodies(engine) == ["a", "b", "c", "d"]
+    finally:
+        await run.close()
+        await engine.dispose()
+
+
+async def test_a_bad_item_fails_alone_and_the_others_commit(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    await _with_table(engine)
+    run = TxRunner(engine)
+    write = _Bodies()
+    group = GroupCommit(run, write)
+    try:
+        write.go.clear()
+        first = asyncio.ensure_future(group.add("a"))
+        await asyncio.to_thread(write.entered.wait, 10)
+        rest = [asyncio.ensure_future(group.add(b)) for b in ("b", "bad", "c")]
+        await asyncio.sleep(0.05)
+        write.go.set()
+        await first
+        got = await asyncio.gather(*rest, return_exceptions=True)
+        assert got[0] == 2 and got[2] == 3
+        assert isinstance(got[1], ValueError)
+        # the batch rolled back, then each item alone
+        assert write.calls == [["a"], ["b", "bad", "c"], ["b"], ["bad"], ["c"]]
+        assert await _bodies(engine) == ["a", "b", "c"]
+    finally:
+        await run.close()
+        await engine.dispose()
+
+
+async def test_an_item_whose_caller_stops_waiting_is_still_written(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    await _with_table(engine)
+    run = TxRunner(engine)
+    write = _Bodies()
+    group = GroupCommit(run, write)
+    try:
+        write.go.clear()
+        waiting = asyncio.ensure_future(group.add("kept"))
+        await asyncio.to_thread(write.entered.wait, 10)
+        waiting.cancel()
+        write.go.set()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert await group.add("next") == 2
+        assert await _bodies(engine) == ["kept", "next"]
+    finally:
+        await run.close()
+        await engine.dispose()
 
 
 def test_new_ticket_has_exactly_the_ticket_columns() -> None:

@@ -8,6 +8,8 @@ locked" instead of sleeping: every test passing says no writer ever had to.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +49,7 @@ class Db:
 
     def queued(self) -> int:
         """Writers waiting at the gate (asyncio.Lock keeps them in `_waiters`)."""
-        return len(write_gate(str(self.path.resolve()))._waiters or ())
+        return write_gate(str(self.path.resolve())).queued()
 
 
 @pytest.fixture
@@ -207,3 +209,83 @@ async def test_reads_on_the_reading_engine_pass_a_held_gate(db: Db) -> None:
         go.set()
         await task
         await reader.dispose()
+
+
+def _second_runner(db: Db) -> TxRunner:
+    """Another writer thread on the same file (as intake, the outbox and an account each have)."""
+    run = TxRunner(db.engine)
+    assert run._sync is not None
+    event.listen(run._sync, "connect", lambda c, _r: c.execute("PRAGMA busy_timeout=0"))
+    return run
+
+
+async def test_the_gate_passes_between_writer_threads_without_the_event_loop(db: Db) -> None:
+    """The next call in line starts when the last one ends, even while the loop is busy."""
+    other = _second_runner(db)
+    go, second_ran = threading.Event(), threading.Event()
+
+    def first(conn: Connection) -> None:
+        _bump("first")(conn)
+        go.wait(5)
+
+    def second(conn: Connection) -> None:
+        _bump("second")(conn)
+        second_ran.set()
+
+    try:
+        a = asyncio.ensure_future(db.run(first))
+        await _until(lambda: db.queued() == 0 and not a.done())
+        b = asyncio.ensure_future(other(second))
+        await _queued(db, 1)
+        go.set()
+        # the loop is blocked here: with hand-overs through it, `second` could not start
+        assert second_ran.wait(5)
+        await asyncio.gather(a, b)
+        assert await db.log() == ["first", "second"]
+    finally:
+        await other.close()
+
+
+async def test_a_call_still_in_line_when_its_caller_stops_waiting_never_runs(db: Db) -> None:
+    opened, go = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with db.sm() as s, s.begin():
+            await s.execute(text("INSERT INTO log (who) VALUES ('holder')"))
+            opened.set()
+            await go.wait()
+
+    task = asyncio.create_task(holder())
+    await opened.wait()
+    dropped = asyncio.ensure_future(db.run(_bump("dropped")))
+    kept = asyncio.ensure_future(db.run(_bump("kept")))
+    await _queued(db, 2)
+    dropped.cancel()
+    await _queued(db, 1)
+    go.set()
+    await asyncio.wait_for(asyncio.gather(task, kept), 5)
+    assert dropped.cancelled()
+    assert await db.log() == ["holder", "kept"]
+    assert await db.counter() == 1
+
+
+async def test_a_call_kept_in_line_too_long_fails_as_locked_and_never_runs(
+        db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("models.db.GATE_TIMEOUT_S", 0.2)
+    opened, go = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with db.sm() as s, s.begin():
+            await s.execute(text("INSERT INTO log (who) VALUES ('holder')"))
+            opened.set()
+            await go.wait()
+
+    task = asyncio.create_task(holder())
+    await opened.wait()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        await db.run(_bump("late"))
+    assert db.queued() == 0
+    go.set()
+    await task
+    await asyncio.wait_for(db.run(_bump("after")), 5)
+    assert await db.log() == ["holder", "after"]

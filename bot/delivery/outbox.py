@@ -2,7 +2,11 @@
 
 The worker claims due rows in one short transaction (status `sending` + a lease of
 OUTBOX_LEASE_SECONDS) and hands each chat's rows to a lane: a task that sends them one by
-one, outside any transaction, recording each outcome in its own transaction. Lanes of
+one, outside any transaction, and records each outcome before the next (a row sent: marked
+in one transaction with the other lanes' rows sent meanwhile). Claims, leases and marks are
+synchronous functions run whole by models.db.TxRunner (on an SQLite file: one hop to a
+writer thread, the write lock held only for the statements); passes are spaced so claims
+take at most about a fifth of the write lock's time. Lanes of
 different chats run side by side, with at most `concurrency` requests in flight, and the
 loop keeps claiming other chats while lanes are busy; a chat whose lane is running here is
 not claimed again, so one slow chat never holds up another. Rows to one chat go out in id
@@ -22,13 +26,25 @@ import logging
 import math
 import random
 import re
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.delivery.alerts import dead_letter_alerts
@@ -52,6 +68,7 @@ from bot.notify.texts import t
 from bot.sqlutil import insert_for
 from config.settings import Settings
 from models.base import utcnow
+from models.db import GroupCommit, TxRunner
 from models.enums import ChatKind, OutboxStatus
 from models.tickets import InboundLog, Outbox, SentMessage, Ticket
 
@@ -65,6 +82,10 @@ ALERT_SNIPPET = 60
 ERROR_CHARS = 300
 # give rows back rather than send them this close to the lease end (another instance may take them)
 LEASE_MARGIN = 5.0
+# passes of `run` start at least CLAIM_SPACING seconds apart, and the write lock's time
+# between two is at least CLAIM_SHARE times what the last claim held it
+CLAIM_SPACING = 0.05
+CLAIM_SHARE = 4
 
 _BOT_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
 _SECRET_PARAM = re.compile(
@@ -136,8 +157,30 @@ class _Row:
         return (self.channel, self.chat_id)
 
 
-def _snapshot(o: Outbox) -> _Row:
-    return _Row(o.id, o.channel, o.chat_id, o.chat_kind, dict(o.payload), o.ticket_id, o.attempts)
+_Q = TypeVar("_Q", bound=Select[*tuple[Any, ...]])
+_ROW = (Outbox.id, Outbox.channel, Outbox.chat_id, Outbox.chat_kind, Outbox.payload,
+        Outbox.ticket_id, Outbox.attempts)
+
+
+def _snapshot(row: Any) -> _Row:
+    id_, channel, chat_id, chat_kind, payload, ticket_id, attempts = row
+    return _Row(id_, channel, chat_id, chat_kind, dict(payload), ticket_id, attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """A row sent: what `_write_sent` records for it."""
+
+    row: _Row
+    at: datetime
+    ext: str | None
+
+
+@dataclass(slots=True)
+class _Db:
+    writes: TxRunner
+    reads: TxRunner
+    sent: GroupCommit[_Mark, None]
 
 
 def _delay(seconds: float) -> timedelta:
@@ -154,18 +197,27 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _behind_earlier(now: datetime) -> ColumnElement[bool]:
-    """An earlier row to the same chat is waiting (backoff, rate limit) or in flight."""
+def _not_behind_earlier(q: _Q, now: datetime) -> _Q:
+    """`q` without rows behind an earlier row to the same chat that is waiting (backoff,
+    rate limit) or in flight.
+
+    The first such row of each chat is found once, for the whole claim: asked row by row (a
+    correlated EXISTS) it read every earlier row of the chat for each due row, and a backlog
+    of thousands of due rows held the write lock for tens of milliseconds.
+    """
     o2 = aliased(Outbox)
-    return exists().where(
-        o2.channel == Outbox.channel,
-        o2.chat_id == Outbox.chat_id,
-        o2.id < Outbox.id,
-        or_(
+    blocked = (
+        select(o2.channel, o2.chat_id, func.min(o2.id).label("first"))
+        .where(or_(
             and_(o2.status == PENDING, o2.next_attempt_at > now),
             and_(o2.status == SENDING, o2.lease_until > now),
-        ),
+        ))
+        .group_by(o2.channel, o2.chat_id)
+        .subquery("blocked")
     )
+    on = and_(blocked.c.channel == Outbox.channel, blocked.c.chat_id == Outbox.chat_id)
+    return q.outerjoin(blocked, on).where(
+        or_(blocked.c.first.is_(None), blocked.c.first > Outbox.id))
 
 
 def _mergeable(r: _Row) -> bool:
@@ -247,6 +299,8 @@ class OutboxWorker:
         self._limiter = limiter or RateLimiter.from_settings(
             settings, clock=lambda: clock().timestamp(), channel_per_minute=per_minute
         )
+        # the claim plans with the limiter in the writer thread while lanes use it here
+        self._limits = threading.Lock()
         self._rng = rng or random.Random()
         self._batch = batch_size
         self._lease = timedelta(seconds=lease)
@@ -263,6 +317,28 @@ class OutboxWorker:
         self._no_lanes.set()
         self._renewer: asyncio.Task[None] | None = None
         self._stopping = False
+        self._runners: _Db | None = None
+        self._claim_held = 0.0  # seconds the last claim held the write lock
+
+    def _db(self) -> _Db:
+        """The worker's transactions, each one hop (on an SQLite file, in a thread of its own
+        with one connection): claims, leases and sent-marks write; window and template
+        checks read, outside the write lock."""
+        if self._runners is None:
+            engine = self._sm.kw.get("bind")
+            if not isinstance(engine, AsyncEngine):
+                raise TypeError("the outbox's sessionmaker must be bound to an AsyncEngine")
+            writes = TxRunner(engine)
+            self._runners = _Db(writes, TxRunner(engine, reads_only=True),
+                                GroupCommit(writes, _write_sent))
+        return self._runners
+
+    async def close(self) -> None:
+        """Ends the worker's database threads (made again if the worker is used later)."""
+        runners, self._runners = self._runners, None
+        if runners is not None:
+            await runners.writes.close()
+            await runners.reads.close()
 
     def wake(self) -> None:
         """Deliver now instead of at the next poll (call right after committing outbox rows)."""
@@ -270,8 +346,19 @@ class OutboxWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and start lanes until `stop`; then let each lane finish its current send."""
+        loop = asyncio.get_running_loop()
+        last = -math.inf
         try:
             while not stop.is_set():
+                # a pass reads every due row under the write lock; back to back (a wake after
+                # each commit) they held it most of the time under load, so passes are spaced
+                spacing = max(CLAIM_SPACING, CLAIM_SHARE * self._claim_held)
+                rest = last + spacing - loop.time()
+                if rest > 0:
+                    await _first(asyncio.sleep(rest), stop.wait())
+                    if stop.is_set():
+                        break
+                last = loop.time()
                 try:
                     started = await self._start_lanes()
                 except Exception:
@@ -284,6 +371,7 @@ class OutboxWorker:
             try:
                 await asyncio.gather(*self._lanes.values(), return_exceptions=True)
                 await self._settle()
+                await self.close()
             finally:
                 self._stopping = False
 
@@ -387,7 +475,8 @@ class OutboxWorker:
         now = self._clock()
         if self._stopping or now >= self._held[r.id] - self._margin:
             return now
-        wait = self._limiter.try_acquire(r.channel, r.chat_id, r.chat_kind)
+        with self._limits:
+            wait = self._limiter.try_acquire(r.channel, r.chat_id, r.chat_kind)
         return now + _delay(wait) if wait > 0 else None
 
     async def _send(self, msg: Outbound) -> tuple[str | None, list[Action], int]:
@@ -434,18 +523,17 @@ class OutboxWorker:
 
     async def _outside_window(self, msg: Outbound, hours: float) -> bool:
         """Has the person been silent longer than the channel lets us write freely?"""
-        async with self._sm() as s:
-            last = await s.scalar(select(func.max(InboundLog.received_at)).where(
-                InboundLog.channel == msg.channel, InboundLog.chat_id == msg.chat_id))
+        q = select(func.max(InboundLog.received_at)).where(
+            InboundLog.channel == msg.channel, InboundLog.chat_id == msg.chat_id)
+        last = await self._db().reads(lambda conn: conn.scalar(q))
         return last is None or last < self._clock() - timedelta(hours=hours)
 
     async def _template(self, sender: Sender, msg: Outbound, caps: Capabilities) -> str | None:
         """A template notification instead (number, state, time, a line), or undeliverable."""
         number = state = None
         if msg.ticket_id is not None:
-            async with self._sm() as s:
-                row = (await s.execute(select(Ticket.number, Ticket.state).where(
-                    Ticket.id == msg.ticket_id))).first()
+            q = select(Ticket.number, Ticket.state).where(Ticket.id == msg.ticket_id)
+            row = await self._db().reads(lambda conn: conn.execute(q).first())
             number, state = row if row else (None, None)
         if not caps.templates or number is None or not hasattr(sender, "send_template"):
             raise Undeliverable("outside the channel's messaging window, and no template")
@@ -480,8 +568,7 @@ class OutboxWorker:
                 .returning(Outbox.id)
                 .execution_options(synchronize_session=False)
             )
-            async with self._sm() as s, s.begin():
-                got = list(await s.scalars(stmt))
+            got = await self._db().writes(lambda conn: list(conn.scalars(stmt)))
             for row_id in got:
                 if row_id in self._held:
                     self._held[row_id] = until
@@ -499,41 +586,35 @@ class OutboxWorker:
     # -- claiming ---------------------------------------------------------------
 
     async def _claim(self, now: datetime, limit: int) -> list[_Row]:
-        channels = [c for c in self._senders if self._limiter.channel_capacity(c) > 0]
+        with self._limits:
+            channels = [c for c in self._senders if self._limiter.channel_capacity(c) > 0]
         if not channels:
             return []
-        async with self._sm() as s, s.begin():
-            q = (
-                select(Outbox)
-                .where(Outbox.channel.in_(channels), _claimable(now), ~_behind_earlier(now))
-                .order_by(Outbox.id)
-                .limit(limit)
-            )
-            if self._lanes:
-                q = q.where(~_in_chats(list(self._lanes)))
-            if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True, of=Outbox)
-            rows = await self._drop_queued_behind(s, [_snapshot(o) for o in await s.scalars(q)])
-            take, writes = self._plan(rows, now)
-            for stmt in writes:
-                await s.execute(stmt)
-            return await self._mark_sending(s, take, now)
+        q = _not_behind_earlier(
+            # `|| ''` keeps SQLite (no table statistics) off ix_outbox_chat, by which it read
+            # every row of the channel, sent ones too; ix_outbox_due finds the due rows
+            select(*_ROW).where((Outbox.channel + "").in_(channels), _claimable(now)), now,
+        ).order_by(Outbox.id).limit(limit)
+        if self._lanes:
+            q = q.where(~_in_chats(list(self._lanes)))
+        until = now + self._lease
 
-    async def _drop_queued_behind(self, s: AsyncSession, rows: list[_Row]) -> list[_Row]:
-        """Drop rows behind an earlier unclaimed row of their chat (one SKIP LOCKED passed over)."""
-        if not rows:
-            return rows
-        q = (
-            select(Outbox.channel, Outbox.chat_id, func.min(Outbox.id))
-            .where(
-                Outbox.status.in_([PENDING, SENDING]),
-                Outbox.chat_id.in_(sorted({r.chat_id for r in rows})),
-                Outbox.id.not_in([r.id for r in rows]),
-            )
-            .group_by(Outbox.channel, Outbox.chat_id)
-        )
-        first_other = {(ch, chat): m for ch, chat, m in await s.execute(q)}
-        return [r for r in rows if first_other.get(r.chat, math.inf) > r.id]
+        # one hop: the reads, the plan and the writes hold the write lock as briefly as they can
+        def claim(conn: Connection) -> list[_Row]:
+            began = time.perf_counter()
+            try:
+                sel = q.with_for_update(skip_locked=True, of=Outbox) \
+                    if conn.dialect.name == "postgresql" else q
+                rows = _drop_queued_behind(conn, [_snapshot(r) for r in conn.execute(sel)])
+                with self._limits:
+                    take, writes = self._plan(rows, now)
+                for stmt in writes:
+                    conn.execute(stmt)
+                return _mark_sending(conn, take, now, until)
+            finally:
+                self._claim_held = time.perf_counter() - began
+
+        return await self._db().writes(claim)
 
     def _plan(self, rows: list[_Row], now: datetime) -> tuple[list[_Row], list[Any]]:
         """Per chat: wait if it is at its limit, coalesce a group's backlog, keep what fits now.
@@ -567,32 +648,6 @@ class OutboxWorker:
                 left[r.channel] = n - 1
         return take, writes
 
-    async def _mark_sending(self, s: AsyncSession, take: list[_Row], now: datetime) -> list[_Row]:
-        if not take:
-            return []
-        stmt = (
-            update(Outbox)
-            .where(Outbox.id.in_([r.id for r in take]), _claimable(now))
-            .values(status=SENDING, lease_until=now + self._lease)
-            .returning(Outbox.id)
-            .execution_options(synchronize_session=False)
-        )
-        got = set(await s.scalars(stmt))
-        # the guard only bites with two writers on SQLite: keep each chat's order anyway
-        lost: set[tuple[str, str]] = set()
-        claimed: list[_Row] = []
-        give_back: list[int] = []
-        for r in take:
-            if r.id not in got or r.chat in lost:
-                lost.add(r.chat)
-                if r.id in got:
-                    give_back.append(r.id)
-            else:
-                claimed.append(r)
-        if give_back:
-            await s.execute(_requeue(give_back, now))
-        return claimed
-
     # -- recording ----------------------------------------------------------------
 
     async def _release(self, rows: Iterable[_Row], until: datetime) -> None:
@@ -602,38 +657,21 @@ class OutboxWorker:
             return
         async with self._lease_lock:
             stmt = _requeue(ids, until).where(self._owned(ids))
-            async with self._sm() as s, s.begin():
-                await s.execute(stmt)
+            await self._db().writes(lambda conn: conn.execute(stmt))
 
     async def _sent(self, r: _Row, ext: str | None, offered: list[Action] | None = None,
                     addressee: str | None = None, start: int = 1) -> None:
-        now = self._clock()
-        ext = None if ext is None else str(ext)[:64]
+        mark = _Mark(r, self._clock(), None if ext is None else str(ext)[:64])
+        if not offered:
+            # with the other lanes' marks of the moment, in one transaction
+            await self._db().sent.add(mark)
+            return
         async with self._sm() as s, s.begin():
-            if offered:
-                # in a group the choices are the addressee's; in private, the chat's
-                await remember_choices(s, r.channel, r.chat_id,
-                                       addressee if r.chat_kind == ChatKind.GROUP else None,
-                                       offered, now, start)
-            await s.execute(
-                _by_id(r.id).values(
-                    status=OutboxStatus.SENT.value,
-                    sent_at=now,
-                    external_message_id=ext,
-                    attempts=r.attempts + 1,
-                    lease_until=None,
-                    last_error=None,
-                )
-            )
-            if r.payload.get("remember") and ext is not None:
-                # a platform that reuses a message id means the newest message by it: a reply
-                # to it must find this ticket, never an older one
-                stmt = insert_for(s, SentMessage).values(
-                    channel=r.channel, chat_id=r.chat_id, message_id=ext,
-                    ticket_id=r.ticket_id, created_at=now)
-                await s.execute(stmt.on_conflict_do_update(
-                    index_elements=["channel", "chat_id", "message_id"],
-                    set_={"ticket_id": stmt.excluded.ticket_id, "created_at": now}))
+            # in a group the choices are the addressee's; in private, the chat's
+            await remember_choices(s, r.channel, r.chat_id,
+                                   addressee if r.chat_kind == ChatKind.GROUP else None,
+                                   offered, mark.at, start)
+            await (await s.connection()).run_sync(lambda conn: _write_sent(conn, [mark]))
 
     async def _failed(self, r: _Row, exc: Exception) -> bool:
         """Record a failed try; True if the row will be retried (so its chat must wait)."""
@@ -643,7 +681,8 @@ class OutboxWorker:
         delay: float | None
         if isinstance(exc, RetryLater):
             # the platform's flood wait covers the whole bot, not just this chat
-            self._limiter.pause(r.channel, exc.after)
+            with self._limits:
+                self._limiter.pause(r.channel, exc.after)
             delay = exc.after
         elif isinstance(exc, PermanentSendError):
             delay = None
@@ -688,6 +727,78 @@ class OutboxWorker:
                     values["payload"]["alert"] = True  # a dead alert raises no alert of its own
                     s.add(Outbox(**values))
         return False
+
+
+def _drop_queued_behind(conn: Connection, rows: list[_Row]) -> list[_Row]:
+    """Drop rows behind an earlier unclaimed row of their chat (one SKIP LOCKED passed over)."""
+    if not rows:
+        return rows
+    q = (
+        select(Outbox.channel, Outbox.chat_id, func.min(Outbox.id))
+        .where(
+            Outbox.status.in_([PENDING, SENDING]),
+            Outbox.chat_id.in_(sorted({r.chat_id for r in rows})),
+            Outbox.id.not_in([r.id for r in rows]),
+        )
+        .group_by(Outbox.channel, Outbox.chat_id)
+    )
+    first_other = {(ch, chat): m for ch, chat, m in conn.execute(q)}
+    return [r for r in rows if first_other.get(r.chat, math.inf) > r.id]
+
+
+def _mark_sending(conn: Connection, take: list[_Row], now: datetime, until: datetime
+                  ) -> list[_Row]:
+    if not take:
+        return []
+    stmt = (
+        update(Outbox)
+        .where(Outbox.id.in_([r.id for r in take]), _claimable(now))
+        .values(status=SENDING, lease_until=until)
+        .returning(Outbox.id)
+        .execution_options(synchronize_session=False)
+    )
+    got = set(conn.scalars(stmt))
+    # the guard only bites with two writers on SQLite: keep each chat's order anyway
+    lost: set[tuple[str, str]] = set()
+    claimed: list[_Row] = []
+    give_back: list[int] = []
+    for r in take:
+        if r.id not in got or r.chat in lost:
+            lost.add(r.chat)
+            if r.id in got:
+                give_back.append(r.id)
+        else:
+            claimed.append(r)
+    if give_back:
+        conn.execute(_requeue(give_back, now))
+    return claimed
+
+
+_SENT = (
+    update(Outbox)
+    .where(Outbox.id == bindparam("b_id"))
+    .values(status=OutboxStatus.SENT.value, sent_at=bindparam("b_at"),
+            external_message_id=bindparam("b_ext"), attempts=bindparam("b_attempts"),
+            lease_until=None, last_error=None)
+    .execution_options(synchronize_session=False)
+)
+
+
+def _write_sent(conn: Connection, marks: list[_Mark]) -> list[None]:
+    """Rows sent, in one statement; a remembered one also maps its platform message id to
+    its ticket."""
+    conn.execute(_SENT, [{"b_id": m.row.id, "b_at": m.at, "b_ext": m.ext,
+                          "b_attempts": m.row.attempts + 1} for m in marks])
+    for m in marks:  # in order: a platform that reuses a message id means the newest
+        r = m.row
+        if r.payload.get("remember") and m.ext is not None:
+            stmt = insert_for(conn, SentMessage).values(
+                channel=r.channel, chat_id=r.chat_id, message_id=m.ext,
+                ticket_id=r.ticket_id, created_at=m.at)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["channel", "chat_id", "message_id"],
+                set_={"ticket_id": stmt.excluded.ticket_id, "created_at": m.at}))
+    return [None] * len(marks)
 
 
 def _by_id(row_id: int) -> Any:
