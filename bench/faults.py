@@ -362,9 +362,17 @@ async def reply_delays(api: FakeBotAPI, pushed: dict[int, float], deadline: floa
     return got, missing
 
 
+_BUILDINGS = itertools.count(1)
+
+
 def report_text(i: int) -> str:
+    """A report of place and problem i, at a building no other report names: the same
+    problem at the same place would follow an earlier report as a co-report (附议), and the
+    same words from the same person fold into their first ticket; either is answered without
+    a number of its own."""
     names = places()
-    return f"报事 {names[(i * 7) % len(names)]}{PROBLEMS[i % len(PROBLEMS)]}"
+    return (f"报事 {names[(i * 7) % len(names)]}{next(_BUILDINGS)}号楼"
+            f"{PROBLEMS[i % len(PROBLEMS)]}")
 
 
 async def baseline_replies(lv: Live, chats: list[int], spacing: float) -> list[float]:
@@ -496,7 +504,8 @@ async def report_tickets(lv: Live, n: int) -> list[Ticket]:
     """n group reports, each by a different resident (one resident repeating themself may be
     folded into one ticket) -> their tickets, in report order."""
     for i in range(n):
-        lv.push(lv.message(REPORTERS + i, f"报事 南关村口{PROBLEMS[i % len(PROBLEMS)]}", GROUP))
+        lv.push(lv.message(REPORTERS + i, f"报事 南关村{i + 1}号楼{PROBLEMS[i % len(PROBLEMS)]}",
+                           GROUP))
     cards: dict[str, Sent] = {}
     deadline = time.monotonic() + 30
     while len(cards) < n:
