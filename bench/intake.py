@@ -52,7 +52,10 @@ def make_updates(bot: RecordingBot, n: int, first_id: int, chats: list[int]) -> 
             # one report per resident: intake holds a person's sixth report in a minute
             first_id + i, chats[i % len(chats)], "supergroup", 10_000 + first_id + i,
             f"居民{i % 500}",
-            text=f"报事 {names[i % len(names)]}{PROBLEMS[i % len(PROBLEMS)]}", bot=bot)
+            # a building of its own: the same problem at the same place would follow the
+            # first report as a co-report (附议), with no ticket or card of its own
+            text=f"报事 {names[i % len(names)]}{first_id + i}号楼{PROBLEMS[i % len(PROBLEMS)]}",
+            bot=bot)
         for i in range(n)
     ]
 

@@ -21,6 +21,11 @@ from models.base import Base, UTCDateTime, utcnow
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    __table_args__ = (
+        # co-reports (附议): the open tickets of a grid at a place, or near a point
+        Index("ix_tickets_grid_place", "grid_id", "place_text"),
+        Index("ix_tickets_grid_lat", "grid_id", "lat"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)

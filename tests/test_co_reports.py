@@ -4,6 +4,8 @@ by hand, and are refused with a reason outside their rights."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import select
 
 from bot.intake.coreports import Lead, lead_for, metres, wgs84
@@ -104,6 +106,22 @@ async def test_a_co_reporter_rates_in_words_without_a_number_and_only_once(
         f"您已评价过工单 {lead.number}，谢谢！")
     # the first reporter's verdict is still theirs to give
     assert await say(flow, RESIDENT, "满意") == f"感谢评价！工单 {lead.number} 已结案。"
+
+
+async def test_a_co_reporter_unsatisfied_after_closing_reaches_the_grid_leader(
+        staffed: Flow) -> None:
+    flow = staffed
+    lead = await report(flow)
+    child = await co_report(flow, lead)
+    await flow.press(WORKER, WORKER, "接单", lead.number)
+    await resolve(flow, lead, "已清运")
+    assert await say(flow, RESIDENT, "满意") == f"感谢评价！工单 {lead.number} 已结案。"
+    answer = await say(flow, NEIGHBOUR, f"不满意 {lead.number} 门口还是脏")
+    assert answer == f"已记下您的意见，会请工作人员跟进工单 {lead.number}。"
+    assert (await ticket(flow.tg, lead.number)).state == S.CLOSED  # only a call-back reopens
+    assert (await ticket(flow.tg, child.number)).satisfaction == "unsatisfied"
+    assert flow.texts(LEADER)[-1] == (f"【督办】工单 {lead.number} 已结案，但一位附议的居民李大爷"
+                                      "不满意，请跟进。")
 
 
 async def test_the_co_reporter_asks_after_the_number_they_were_given(staffed: Flow) -> None:
@@ -261,3 +279,29 @@ async def test_a_phone_typed_into_a_report_is_kept_for_the_centre_only(staffed: 
     assert contact is not None and (contact.mobile, contact.source, contact.name) == (
         "13912345678", "chat", "李大爷")
     assert lead.id != child.id
+
+
+def test_finding_an_open_ticket_at_the_place_reads_an_index_not_the_table(
+        tmp_path: Path) -> None:
+    """Per intake batch, under the write lock: by grid and place, or grid and latitude."""
+    from sqlalchemy import create_engine, event
+
+    from bot.intake.coreports import _AT_PLACES, _NEAR
+    from models.db import upgrade_sync
+
+    upgrade_sync(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}")
+    engine = create_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    seen: list[tuple[str, object]] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _c, _cur, st, params, *_a: seen.append((st, params)))
+    with engine.connect() as c:
+        for q, extra, index in (
+                (_AT_PLACES, {"places": ["南关村"]}, "ix_tickets_grid_place"),
+                (_NEAR, {"lat_lo": 35.0, "lat_hi": 36.0, "lon_lo": 111.0, "lon_hi": 112.0},
+                 "ix_tickets_grid_lat")):
+            c.execute(q, {"grids": [1, 2], "categories": ["环境卫生"], **extra}).all()
+            statement, params = seen[-1]
+            plan = " ".join(r[3] for r in c.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", params).all())  # type: ignore[arg-type]
+            assert f"USING INDEX {index}" in plan, plan
+    engine.dispose()
