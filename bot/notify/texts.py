@@ -24,7 +24,7 @@ ZH: dict[str, str] = {
     "rate.co_thanks": "感谢您对工单 {number} 的评价！",
     "rate.co_not_yet": "工单 {number} 还没有办结，办结后会请您评价。",
     "rate.co_already": "您已评价过工单 {number}，谢谢！",
-    "rate.co_noted": "已记下您的意见，会转告网格长跟进工单 {number}。",
+    "rate.co_noted": "已记下您的意见，会请工作人员跟进工单 {number}。",
     "leader.co_unsatisfied": "【督办】工单 {number} 已结案，但一位附议的居民{name}不满意，请跟进。",
     "ticket.held": "您一分钟内报事较多，这条（工单 {number}）已转社区工作人员查看，请稍候。",
     "ticket.ask_details": "请说说遇到了什么问题、在哪里，例如：报事 南关村口路灯坏了。可以附照片或发送位置。",
@@ -215,7 +215,7 @@ EN: dict[str, str] = {
     "rate.co_not_yet": "Ticket {number} is not resolved yet; you will be asked to rate it "
                        "when it is.",
     "rate.co_already": "You have already rated ticket {number}. Thank you!",
-    "rate.co_noted": "Your view was noted; the grid leader will follow up ticket {number}.",
+    "rate.co_noted": "Your view was noted; staff will be asked to follow up ticket {number}.",
     "leader.co_unsatisfied": "[Escalation] Ticket {number} is closed, but {name}, who reported "
                              "the same problem, is not satisfied. Please follow up.",
     "ticket.held": "You have sent many reports this minute; this one (ticket {number}) went to community staff to look at.",
