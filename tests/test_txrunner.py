@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -136,74 +136,66 @@ class _Bodies:
             ids.append(conn.execute(text("SELECT last_insert_rowid()")).scalar_one())
         return ids
 
+Grouped = tuple[AsyncEngine, "_Bodies", GroupCommit[str, int]]
 
-async def test_items_that_arrive_during_a_commit_go_together_in_the_next(tmp_path: Path) -> None:
+
+@pytest.fixture
+async def grouped(tmp_path: Path) -> AsyncIterator[Grouped]:
+    """A table on an SQLite file, a GroupCommit over it, and its write (which can be held)."""
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
     await _with_table(engine)
     run = TxRunner(engine)
     write = _Bodies()
-    group = GroupCommit(run, write)
     try:
-        write.go.clear()
-        first = asyncio.ensure_future(group.add("a"))
-        await asyncio.to_thread(write.entered.wait, 10)  # "a" is in the writer thread
-        rest = [asyncio.ensure_future(group.add(b)) for b in "bcd"]
-        await asyncio.sleep(0.05)
-        assert write.calls == [["a"]]  # the others wait for the running commit
-        write.go.set()
-        assert await first == 1
-        assert await asyncio.gather(*rest) == [2, 3, 4]  # each its own result, in order
-        assert write.calls == [["a"], ["b", "c", "d"]]
-        assert await _bodies(engine) == ["a", "b", "c", "d"]
+        yield engine, write, GroupCommit(run, write)
     finally:
         await run.close()
         await engine.dispose()
 
 
-async def test_a_bad_item_fails_alone_and_the_others_commit(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
-    await _with_table(engine)
-    run = TxRunner(engine)
-    write = _Bodies()
-    group = GroupCommit(run, write)
-    try:
-        write.go.clear()
-        first = asyncio.ensure_future(group.add("a"))
-        await asyncio.to_thread(write.entered.wait, 10)
-        rest = [asyncio.ensure_future(group.add(b)) for b in ("b", "bad", "c")]
-        await asyncio.sleep(0.05)
-        write.go.set()
-        await first
-        got = await asyncio.gather(*rest, return_exceptions=True)
-        assert got[0] == 2 and got[2] == 3
-        assert isinstance(got[1], ValueError)
-        # the batch rolled back, then each item alone
-        assert write.calls == [["a"], ["b", "bad", "c"], ["b"], ["bad"], ["c"]]
-        assert await _bodies(engine) == ["a", "b", "c"]
-    finally:
-        await run.close()
-        await engine.dispose()
+async def test_items_that_arrive_during_a_commit_go_together_in_the_next(grouped: Grouped) -> None:
+    engine, write, group = grouped
+    write.go.clear()
+    first = asyncio.ensure_future(group.add("a"))
+    await asyncio.to_thread(write.entered.wait, 10)  # "a" is in the writer thread
+    rest = [asyncio.ensure_future(group.add(b)) for b in "bcd"]
+    await asyncio.sleep(0.05)
+    assert write.calls == [["a"]]  # the others wait for the running commit
+    write.go.set()
+    assert await first == 1
+    assert await asyncio.gather(*rest) == [2, 3, 4]  # each its own result, in order
+    assert write.calls == [["a"], ["b", "c", "d"]]
+    assert await _bodies(engine) == ["a", "b", "c", "d"]
 
 
-async def test_an_item_whose_caller_stops_waiting_is_still_written(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
-    await _with_table(engine)
-    run = TxRunner(engine)
-    write = _Bodies()
-    group = GroupCommit(run, write)
-    try:
-        write.go.clear()
-        waiting = asyncio.ensure_future(group.add("kept"))
-        await asyncio.to_thread(write.entered.wait, 10)
-        waiting.cancel()
-        write.go.set()
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        assert await group.add("next") == 2
-        assert await _bodies(engine) == ["kept", "next"]
-    finally:
-        await run.close()
-        await engine.dispose()
+async def test_a_bad_item_fails_alone_and_the_others_commit(grouped: Grouped) -> None:
+    engine, write, group = grouped
+    write.go.clear()
+    first = asyncio.ensure_future(group.add("a"))
+    await asyncio.to_thread(write.entered.wait, 10)
+    rest = [asyncio.ensure_future(group.add(b)) for b in ("b", "bad", "c")]
+    await asyncio.sleep(0.05)
+    write.go.set()
+    await first
+    got = await asyncio.gather(*rest, return_exceptions=True)
+    assert got[0] == 2 and got[2] == 3
+    assert isinstance(got[1], ValueError)
+    # the batch rolled back, then each item alone
+    assert write.calls == [["a"], ["b", "bad", "c"], ["b"], ["bad"], ["c"]]
+    assert await _bodies(engine) == ["a", "b", "c"]
+
+
+async def test_an_item_whose_caller_stops_waiting_is_still_written(grouped: Grouped) -> None:
+    engine, write, group = grouped
+    write.go.clear()
+    waiting = asyncio.ensure_future(group.add("kept"))
+    await asyncio.to_thread(write.entered.wait, 10)
+    waiting.cancel()
+    write.go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await group.add("next") == 2
+    assert await _bodies(engine) == ["kept", "next"]
 
 
 def test_new_ticket_has_exactly_the_ticket_columns() -> None:

@@ -189,8 +189,8 @@ async def test_the_thread_keeps_the_gate_until_its_transaction_ends(db: Db) -> N
     assert await db.counter() == 2
 
 
-async def test_reads_on_the_reading_engine_pass_a_held_gate(db: Db) -> None:
-    reader = make_engine(f"sqlite+aiosqlite:///{db.path}", reads_only=True)
+async def _holding(db: Db) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A session that has the write gate (it wrote 'holder') until the event is set."""
     opened, go = asyncio.Event(), asyncio.Event()
 
     async def holder() -> None:
@@ -200,8 +200,14 @@ async def test_reads_on_the_reading_engine_pass_a_held_gate(db: Db) -> None:
             await go.wait()
 
     task = asyncio.create_task(holder())
+    await opened.wait()
+    return task, go
+
+
+async def test_reads_on_the_reading_engine_pass_a_held_gate(db: Db) -> None:
+    reader = make_engine(f"sqlite+aiosqlite:///{db.path}", reads_only=True)
+    task, go = await _holding(db)
     try:
-        await opened.wait()
         async with reader.connect() as conn:
             n = await asyncio.wait_for(conn.scalar(text("SELECT n FROM counter")), 5)
         assert n == 0
@@ -247,16 +253,7 @@ async def test_the_gate_passes_between_writer_threads_without_the_event_loop(db:
 
 
 async def test_a_call_still_in_line_when_its_caller_stops_waiting_never_runs(db: Db) -> None:
-    opened, go = asyncio.Event(), asyncio.Event()
-
-    async def holder() -> None:
-        async with db.sm() as s, s.begin():
-            await s.execute(text("INSERT INTO log (who) VALUES ('holder')"))
-            opened.set()
-            await go.wait()
-
-    task = asyncio.create_task(holder())
-    await opened.wait()
+    task, go = await _holding(db)
     dropped = asyncio.ensure_future(db.run(_bump("dropped")))
     kept = asyncio.ensure_future(db.run(_bump("kept")))
     await _queued(db, 2)
@@ -272,16 +269,7 @@ async def test_a_call_still_in_line_when_its_caller_stops_waiting_never_runs(db:
 async def test_a_call_kept_in_line_too_long_fails_as_locked_and_never_runs(
         db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("models.db.GATE_TIMEOUT_S", 0.2)
-    opened, go = asyncio.Event(), asyncio.Event()
-
-    async def holder() -> None:
-        async with db.sm() as s, s.begin():
-            await s.execute(text("INSERT INTO log (who) VALUES ('holder')"))
-            opened.set()
-            await go.wait()
-
-    task = asyncio.create_task(holder())
-    await opened.wait()
+    task, go = await _holding(db)
     with pytest.raises(sqlite3.OperationalError, match="database is locked"):
         await db.run(_bump("late"))
     assert db.queued() == 0
