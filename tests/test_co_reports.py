@@ -205,7 +205,8 @@ async def test_merge_by_hand_then_split_back(crew: Flow) -> None:
     lead = await report(flow)
     other = await report(flow, "报事 南关村口垃圾没人清，堆在路边", user=NEIGHBOUR)
     assert other.merged_into_id is None
-    answer = await say(flow, COORD, f"合并 {other.number} 到 {lead.number}")
+    # as people type it: no spaces, the short numbers
+    answer = await say(flow, COORD, f"合并 {other.number[-1]}到{lead.number[-1]}")
     assert answer == (f"已将工单 {other.number} 并入 {lead.number}，现共 2 人反映，"
                       "进展会一并告诉他们。")
     merged = await ticket(flow.tg, other.number)

@@ -105,6 +105,11 @@ async def carry_out(s: AsyncSession, deps: Deps, ctx: Ctx, ib: Inbound, said: Sa
 async def _merge_or_split(s: AsyncSession, deps: Deps, ctx: Ctx, said: Said) -> str:
     """合并 NUM 到 NUM / 拆分 NUM."""
     usage = t(f"coord.{said.verb}_usage", ctx.lang)
+    number = rf"(?:{re.escape(deps.prefix)}-?)?(?:\d{{8}}-)?\d{{1,6}}"
+    if said.number is None and said.verb == "merge":  # 合并 7到3: no space after the first
+        pair = re.fullmatch(rf"({number})\s*(.+)", said.rest, re.I)
+        if pair:
+            said = Said(said.verb, pair[1].upper(), pair[2])
     if said.number is None:
         if not await directory.standing_roles(s, ctx.channel, ctx.user_id):
             raise NotMeant
@@ -112,8 +117,7 @@ async def _merge_or_split(s: AsyncSession, deps: Deps, ctx: Ctx, said: Said) -> 
     if said.verb == "split":
         return await merging.split_off(s, deps, ctx, await _ticket(s, deps, ctx, said))
     target = merging.target_words(said.rest)
-    if not re.fullmatch(rf"(?:{re.escape(deps.prefix)}-?)?(?:\d{{8}}-)?\d{{1,6}}", target,
-                        re.I):
+    if not re.fullmatch(number, target, re.I):
         raise Refused(usage)
     # both rows locked in id order: 合并 A 到 B and 合并 B 到 A at once must not deadlock
     found = [await _ticket(s, deps, ctx, said, lock=False),
