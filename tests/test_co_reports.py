@@ -287,7 +287,7 @@ def test_finding_an_open_ticket_at_the_place_reads_an_index_not_the_table(
     """Per intake batch, under the write lock: by grid and place, or grid and latitude."""
     from sqlalchemy import create_engine, event
 
-    from bot.intake.coreports import _AT_PLACES, _NEAR
+    from bot.intake.coreports import _NEAR, _at_places
     from models.db import upgrade_sync
 
     upgrade_sync(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}")
@@ -297,10 +297,10 @@ def test_finding_an_open_ticket_at_the_place_reads_an_index_not_the_table(
                  lambda _c, _cur, st, params, *_a: seen.append((st, params)))
     with engine.connect() as c:
         for q, extra, index in (
-                (_AT_PLACES, {"places": ["南关村"]}, "ix_tickets_grid_place"),
-                (_NEAR, {"lat_lo": 35.0, "lat_hi": 36.0, "lon_lo": 111.0, "lon_hi": 112.0},
-                 "ix_tickets_grid_lat")):
-            c.execute(q, {"grids": [1, 2], "categories": ["环境卫生"], **extra}).all()
+                (_at_places([(1, "南关村"), (2, "东关")]), {}, "ix_tickets_grid_place"),
+                (_NEAR, {"grids": [1, 2], "lat_lo": 35.0, "lat_hi": 36.0, "lon_lo": 111.0,
+                         "lon_hi": 112.0}, "ix_tickets_grid_lat")):
+            c.execute(q, {"categories": ["环境卫生"], **extra}).all()
             statement, params = seen[-1]
             plan = " ".join(r[3] for r in c.exec_driver_sql(
                 f"EXPLAIN QUERY PLAN {statement}", params).all())  # type: ignore[arg-type]

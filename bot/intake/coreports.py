@@ -17,10 +17,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, and_, bindparam, func, or_, select
 
 from bot.intake.category import subjects
-from bot.intake.screen import stored_key
 from bot.routing.datum import gcj02_to_wgs84
 from bot.tickets.lifecycle import MIRRORED
 from models.enums import OPEN_STATES, Category
@@ -31,21 +30,27 @@ from models.tickets import NewTicket, Ticket
 # GCJ-02 offset is a few hundred metres and points are compared after conversion
 _MARGIN_DEG = 0.01
 
-# an open ticket follows nothing (a co-report is in state merged); SQLite, which keeps no
-# statistics, is told the index: left to itself it read every ticket not merged, per batch
+# an open ticket follows nothing (a co-report is in state merged). SQLite keeps no statistics:
+# `state || ''` keeps it off ix_tickets_state (most tickets are open), which it otherwise read
+# whole, per batch, under the write lock; the grid's indexes below find the few candidates
 _OPEN = (
     select(Ticket.id, Ticket.number, Ticket.grid_id, Ticket.category, Ticket.place_text,
            Ticket.lat, Ticket.lon, Ticket.datum, Ticket.channel, Ticket.reporter_user_id,
            Ticket.text)
-    .where(Ticket.grid_id.in_(bindparam("grids", expanding=True)),
-           Ticket.category.in_(bindparam("categories", expanding=True)),
-           Ticket.state.in_([s.value for s in OPEN_STATES]),
+    .where(Ticket.category.in_(bindparam("categories", expanding=True)),
+           (Ticket.state + "").in_([s.value for s in OPEN_STATES]),
            Ticket.channel.not_in(list(MIRRORED))))
-_AT_PLACES = (_OPEN.where(Ticket.place_text.in_(bindparam("places", expanding=True)))
-              .with_hint(Ticket, "INDEXED BY ix_tickets_grid_place", "sqlite"))
-_NEAR = (_OPEN.where(Ticket.lat.between(bindparam("lat_lo"), bindparam("lat_hi")),
-                     Ticket.lon.between(bindparam("lon_lo"), bindparam("lon_hi")))
-         .with_hint(Ticket, "INDEXED BY ix_tickets_grid_lat", "sqlite"))
+
+
+def _at_places(pairs: list[tuple[int, str]]) -> Any:
+    """Each (grid, place) looked up by ix_tickets_grid_place: as grids IN and places IN, a
+    batch of 30 reports probed the index 750 times; a row-value IN, SQLite scans."""
+    return _OPEN.where(or_(*(and_(Ticket.grid_id == g, Ticket.place_text == p)
+                             for g, p in pairs)))
+
+_NEAR = (_OPEN.where(Ticket.grid_id.in_(bindparam("grids", expanding=True)),
+                     Ticket.lat.between(bindparam("lat_lo"), bindparam("lat_hi")),
+                     Ticket.lon.between(bindparam("lon_lo"), bindparam("lon_hi"))))
 _ASSIGNEES = select(Ticket.id, Ticket.assignee_id).where(
     Ticket.id.in_(bindparam("ids", expanding=True)))
 _FOLLOWERS = (select(Ticket.merged_into_id, func.count())
@@ -63,14 +68,10 @@ class Lead:
     number: str
     grid_id: int
     category: str
-    place: str
+    place: str  # the place label, as stored
     point: tuple[float, float] | None  # WGS-84
     reporter: tuple[str, str]  # channel, user id
     about: frozenset[str]  # category.subjects of its words
-
-
-def place_key(place_text: str) -> str:
-    return stored_key(place_text) if place_text else ""
 
 
 def wgs84(lat: float | None, lon: float | None, datum: str | None
@@ -97,20 +98,21 @@ def open_leads(conn: Connection, tickets: list[NewTicket], radius_m: int) -> lis
     candidates = [tk for tk in tickets if linkable(tk)]
     if not candidates:
         return []
-    which = {"grids": list({tk.grid_id for tk in candidates}),
-             "categories": list({tk.category for tk in candidates})}
+    categories = list({tk.category for tk in candidates})
     rows: dict[int, Any] = {}
-    places = list({tk.place_text for tk in candidates if tk.place_text})
-    if places:
-        rows.update((r[0], r) for r in conn.execute(_AT_PLACES, {**which, "places": places}))
+    pairs = list({(tk.grid_id or 0, tk.place_text) for tk in candidates if tk.place_text})
+    if pairs:
+        rows.update((r[0], r) for r in conn.execute(_at_places(pairs),
+                                                    {"categories": categories}))
     lats = [tk.lat for tk in candidates if tk.lat is not None and tk.lon is not None]
     lons = [tk.lon for tk in candidates if tk.lat is not None and tk.lon is not None]
     if lats and lons:
         margin = _MARGIN_DEG + radius_m / 111_000
         rows.update((r[0], r) for r in conn.execute(_NEAR, {
-            **which, "lat_lo": min(lats) - margin, "lat_hi": max(lats) + margin,
+            "categories": categories, "grids": list({tk.grid_id for tk in candidates}),
+            "lat_lo": min(lats) - margin, "lat_hi": max(lats) + margin,
             "lon_lo": min(lons) - margin, "lon_hi": max(lons) + margin}))
-    return [Lead(tid, number, grid or 0, cat, place_key(place), wgs84(lat, lon, datum),
+    return [Lead(tid, number, grid or 0, cat, place, wgs84(lat, lon, datum),
                  (channel, user), subjects(text))
             for tid, number, grid, cat, place, lat, lon, datum, channel, user, text
             in (rows[k] for k in sorted(rows))]
@@ -120,13 +122,17 @@ def lead_for(tk: NewTicket, leads: list[Lead], radius_m: int) -> Lead | None:
     """The ticket `tk` follows: the earliest at the same place label, else the nearest point."""
     if not linkable(tk):
         return None
-    about = subjects(tk.text)
     same = [ld for ld in leads if ld.grid_id == tk.grid_id and ld.category == tk.category
-            and ld.reporter != (tk.channel, tk.reporter_user_id) and ld.about & about]
-    key = place_key(tk.place_text)
-    if key:
+            and ld.reporter != (tk.channel, tk.reporter_user_id)]
+    if not same:
+        return None  # the common case: nothing open here, and no words need reading
+    about = subjects(tk.text)
+    same = [ld for ld in same if ld.about & about]
+    if tk.place_text:
+        # place labels come from the gazetteer's own names (and a building number), so
+        # equal labels are equal text; the lookup matched them so in SQL
         for ld in same:
-            if ld.place == key:
+            if ld.place == tk.place_text:
                 return ld
     here = wgs84(tk.lat, tk.lon, tk.datum)
     if here is None:
@@ -139,7 +145,7 @@ def lead_for(tk: NewTicket, leads: list[Lead], radius_m: int) -> Lead | None:
 def as_lead(i: int, tk: NewTicket) -> Lead:
     """A ticket of this batch that later reports of the same batch can follow."""
     assert tk.grid_id is not None
-    return Lead(-1 - i, tk.number, tk.grid_id, tk.category, place_key(tk.place_text),
+    return Lead(-1 - i, tk.number, tk.grid_id, tk.category, tk.place_text,
                 wgs84(tk.lat, tk.lon, tk.datum), (tk.channel, tk.reporter_user_id),
                 subjects(tk.text))
 
