@@ -15,9 +15,8 @@ from bot.callbacks.sheet import lines
 from bot.callbacks.week import Week
 from bot.callbacks.words import NONE, Result
 from bot.tickets.lifecycle import Refused
-from handlers.web.context import DESK_KEY, current
+from handlers.web.context import DESK_KEY, centre_only
 from handlers.web.security import csrf_ok
-from handlers.web.staff import Staff
 from models.callbacks import CallbackCall
 from models.enums import Satisfaction
 
@@ -29,15 +28,8 @@ def add_routes(desk: web.Application) -> None:
     desk.router.add_post("/callbacks/{number:\\d{4}W\\d{2}-\\d{1,4}}", record)
 
 
-async def _centre(request: web.Request) -> Staff:
-    staff = await current(request)
-    if not staff.centre:
-        raise web.HTTPForbidden
-    return staff
-
-
 async def callbacks_page(request: web.Request) -> web.StreamResponse:
-    await _centre(request)
+    await centre_only(request)
     state = request.app[DESK_KEY]
     try:
         week = Week.parse(request.query["week"]) if "week" in request.query \
@@ -58,7 +50,7 @@ def _rating(value: object) -> str:
 
 
 async def record(request: web.Request) -> web.StreamResponse:
-    staff = await _centre(request)
+    staff = await centre_only(request)
     if not await csrf_ok(request):
         raise web.HTTPForbidden
     ctx = staff.ctx()

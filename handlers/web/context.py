@@ -51,3 +51,11 @@ async def current(request: web.Request) -> Staff:
     # what the context processors made for the page is read at render time
     request.setdefault(aiohttp_jinja2.REQUEST_CONTEXT_KEY, {})["staff"] = staff
     return staff
+
+
+async def centre_only(request: web.Request) -> Staff:
+    """The signed-in person if they are command-centre staff (phones, the county's files)."""
+    staff = await current(request)
+    if not staff.centre:
+        raise web.HTTPForbidden
+    return staff

@@ -21,7 +21,7 @@ from bot.county.diff import county_diff
 from bot.county.files import CountyData, CountyFileError
 from bot.county.store import import_county, load_county
 from bot.notify.texts import t
-from handlers.web.context import DESK_KEY, current
+from handlers.web.context import DESK_KEY, centre_only
 from handlers.web.county_zip import MAX_ZIP, ZipRefused, read_county
 from handlers.web.security import CSRF_FIELD, csrf_matches, csrf_ok
 from handlers.web.staff import Staff
@@ -42,13 +42,6 @@ def add_routes(desk: web.Application) -> None:
     desk.router.add_post("/county/upload/{key:[\\w-]{8,64}}", apply)
 
 
-async def _centre(request: web.Request) -> Staff:
-    staff = await current(request)
-    if not staff.centre:
-        raise web.HTTPForbidden
-    return staff
-
-
 def table_label(name: str) -> str:
     """The import report's tables in the desk's words (a table added later shows its name)."""
     return t(f"desk.tbl_{TABLES[name]}") if name in TABLES else name
@@ -64,7 +57,7 @@ def _page(request: web.Request, status: int = 200, **ctx: Any) -> web.Response:
 
 
 async def upload_page(request: web.Request) -> web.StreamResponse:
-    await _centre(request)
+    await centre_only(request)
     return _page(request)
 
 
@@ -113,7 +106,7 @@ def _source(staff: Staff, file_name: str) -> str:
 
 
 async def check(request: web.Request) -> web.StreamResponse:
-    staff = await _centre(request)
+    staff = await centre_only(request)
     state = request.app[DESK_KEY]
     try:
         file_name, data = await _read_form(request)
@@ -134,7 +127,7 @@ async def check(request: web.Request) -> web.StreamResponse:
 
 
 async def apply(request: web.Request) -> web.StreamResponse:
-    staff = await _centre(request)
+    staff = await centre_only(request)
     if not await csrf_ok(request):
         raise web.HTTPForbidden
     state = request.app[DESK_KEY]
